@@ -37,8 +37,14 @@ DTYPE = torch.float64
 
 
 def as64(value: Any) -> torch.Tensor:
-    """Return `value` as a float64 tensor, keeping autograd history if it has any."""
-    return torch.as_tensor(value).to(DTYPE)
+    """Return `value` as a float64 tensor, keeping autograd history if it has any.
+
+    Python numbers are converted directly to float64: going through the default float32 dtype
+    first would round 0.1 to 0.100000001 and make every comparison against it off by 1e-8.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.to(DTYPE)
+    return torch.as_tensor(value, dtype=DTYPE)
 
 
 def opnorm_sq(H: torch.Tensor) -> float:
