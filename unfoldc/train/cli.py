@@ -1,0 +1,190 @@
+"""`unfoldc train SPEC ...`: the training command (wired into unfoldc/cli.py by `add_arguments`
+and `run`). User errors print one message on stderr and return 1; usage errors return 2."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from unfoldc.train.config import TrainConfig
+from unfoldc.train.errors import DataError, TrainError
+from unfoldc.train.schemes import SCHEMES
+from unfoldc.train.tasks import Task
+
+TASKS = ("sparse-recovery", "robust-pca")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def _weights(text: str):
+    if text in ("uniform", "log"):
+        return text
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        message = "use `uniform`, `log` or comma-separated numbers"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare `unfoldc train`'s arguments on a (sub)parser."""
+    parser.add_argument("spec", help="the .unf spec to compile and train")
+    problem = parser.add_argument_group("problem")
+    problem.add_argument("--task", choices=TASKS, default="sparse-recovery")
+    problem.add_argument("--m", type=_positive_int, default=250, help="measurements")
+    problem.add_argument("--n", type=_positive_int, default=500, help="signal length")
+    problem.add_argument("--p", type=_fraction, default=0.1, help="nonzero probability")
+    problem.add_argument("--snr", type=float, default=math.inf, help="SNR in dB (inf: none)")
+    problem.add_argument("--d", type=_positive_int, default=100, help="robust PCA: matrix size")
+    problem.add_argument("--rank", type=_positive_int, default=5, help="robust PCA: rank")
+    problem.add_argument("--alpha", type=_fraction, default=0.1, help="robust PCA: outliers")
+    problem.add_argument("--data", metavar="FILE",
+                         help="a published instance (.npz from shared/data) or user arrays "
+                              "(.npz/.pt named after the spec's inputs and outputs)")
+    problem.add_argument("--data-seed", type=int, default=0,
+                         help="seed of the generated matrix and validation/test sets")
+    train = parser.add_argument_group("training")
+    train.add_argument("--layers", type=_positive_int, help="layers (default: the spec's)")
+    train.add_argument("--scheme", choices=SCHEMES, default="end-to-end")
+    train.add_argument("--loss", choices=("nmse", "mse"), default="nmse")
+    train.add_argument("--steps", type=_positive_int, default=1000,
+                       help="total steps, or the cap of each stage (layerwise, incremental)")
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--batch", type=_positive_int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=_positive_int, help="steps without improvement")
+    train.add_argument("--eval-every", type=_positive_int, default=50)
+    train.add_argument("--layer-weights", type=_weights, default="uniform",
+                       help="deep supervision: uniform, log or w1,w2,...")
+    train.add_argument("--every-layer", action="store_true",
+                       help="unsupervised: objective on every layer's output")
+    train.add_argument("--grad-checkpoint", action="store_true",
+                       help="recompute each layer in backward to save memory")
+    train.add_argument("--classical-layers", type=int, default=1000,
+                       help="iterations of the converged classical baseline (0: skip)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", required=True, metavar="DIR")
+    output.add_argument("--resume", action="store_true", help="continue DIR's checkpoint")
+    output.add_argument("--no-plots", action="store_true")
+    output.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `unfoldc train`; return the exit code."""
+    try:
+        model_cls = _load(args.spec)
+        task = _task(args, model_cls)
+        model = _build(model_cls, task, args)
+        result = _fit(model, task, args)
+    except TrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except _SpecError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    _summary(result.metrics, Path(args.out))
+    return 0
+
+
+class _SpecError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _load(spec: str):
+    if not Path(spec).is_file():
+        raise _SpecError(f"error: spec file `{spec}` does not exist")
+    import unfoldc  # lazily: the compiler is only needed once arguments are valid
+
+    try:
+        return unfoldc.load(spec)
+    except Exception as exc:
+        # The compiler's own errors are user errors (already rendered); others are bugs.
+        if type(exc).__module__.startswith("unfoldc"):
+            raise _SpecError(str(exc)) from None
+        raise
+
+
+def _task(args, model_cls) -> Task:
+    from unfoldc.train import tasks
+
+    if args.data:
+        return _data_task(args, model_cls)
+    if args.task == "robust-pca":
+        return tasks.robust_pca(args.d, args.rank, args.alpha, args.data_seed)
+    return tasks.sparse_recovery(args.m, args.n, args.p, args.snr, args.data_seed)
+
+
+def _data_task(args, model_cls) -> Task:
+    """A published instance when the file has its arrays, else user arrays."""
+    from unfoldc.train import tasks, userdata
+
+    path = Path(args.data)
+    names = set(userdata.load_arrays(path))
+    if {"A", "x_test"} <= names:
+        return tasks.published_sparse_recovery(path, args.p, args.snr, args.data_seed)
+    if {"U_star", "V_star", "Y"} <= names:
+        return tasks.published_robust_pca(path, None, args.data_seed)
+    return userdata.user_task(path, model_cls)
+
+
+def _build(model_cls, task: Task, args):
+    from unfoldc.train.binding import bind
+    from unfoldc.train.distributed import local_device
+
+    binding = bind(model_cls, task)
+    missing = [g for g in model_cls.GIVENS if g not in binding.givens]
+    if missing:
+        raise DataError(f"the spec's given(s) {', '.join(f'`{g}`' for g in missing)} are not "
+                        f"provided by the task `{task.name}`; put them in the --data file")
+    device = local_device()
+    givens = {k: v.to(device=device, dtype=_dtype()) for k, v in
+              binding.model_givens(task).items()}
+    layers = args.layers or model_cls.DEFAULT_LAYERS
+    return model_cls(num_layers=layers, **givens)
+
+
+def _dtype():
+    import torch
+
+    return torch.get_default_dtype()
+
+
+def _fit(model, task: Task, args):
+    from unfoldc.train.fit import fit
+
+    config = TrainConfig(
+        scheme=args.scheme, loss=args.loss, steps=args.steps, lr=args.lr, batch=args.batch,
+        seed=args.seed, patience=args.patience, eval_every=args.eval_every,
+        layer_weights=args.layer_weights, every_layer=args.every_layer,
+        grad_checkpoint=args.grad_checkpoint, classical_layers=args.classical_layers,
+        plots=not args.no_plots, progress=False if args.no_progress else None,
+    )
+    record = {"command": ["unfoldc", "train", *sys.argv[2:]] if sys.argv[1:2] == ["train"]
+              else sys.argv, "spec_path": str(args.spec), "data": args.data,
+              "num_layers": model.num_layers}
+    return fit(model, task, config, out=args.out, resume=args.resume, record=record)
+
+
+def _summary(metrics: dict, out: Path) -> None:
+    trained, classical = metrics["nmse_db"], metrics["classical_nmse_db"]
+    if trained:
+        print(" layer   trained NMSE (dB)   classical NMSE (dB)")
+        for k, (t, c) in enumerate(zip(trained, classical, strict=True), start=1):
+            print(f" {k:5d}   {t:17.2f}   {c:19.2f}")
+    print(f"{metrics['steps']} steps in {metrics['wall_s']:.1f} s; results in {out}")

@@ -1,0 +1,100 @@
+"""Training options, as one dataclass that is written to config.json and checked on resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from unfoldc.train.errors import ConfigError
+from unfoldc.train.schemes import SCHEMES
+
+# Options that only change how a run is shown or summarised, not its trajectory: a resumed run
+# may change them.
+COSMETIC = ("progress", "plots", "classical_layers", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run.
+
+    Attributes:
+        scheme: one of `end-to-end`, `deep-supervision`, `layerwise`, `incremental`,
+            `unsupervised`.
+        loss: `mse`, `nmse` or a callable `(pred, target) -> per-sample values`.
+        steps: total steps (end-to-end, deep supervision, unsupervised), or the step cap of
+            each stage (layer-wise) or generation (incremental).
+        lr: base Adam learning rate.
+        batch: global batch size (split over ranks under torchrun).
+        seed: seeds the training-data stream and torch's global generator.
+        patience: end a stage after this many steps without a better validation value.
+        eval_every: steps between validations.
+        checkpoint_every: steps between resumable checkpoints (when writing to a directory).
+        layer_weights: deep-supervision weights: `uniform`, `log` or one number per layer.
+        every_layer: unsupervised scheme: objective on every layer's output, not only the last.
+        refine: layer-wise refinement factors (0.2 then 0.02 in the reference code).
+        decay: layer-wise per-later-layer lr decay (0.3 in the reference code).
+        shared: layer-wise policy for shared parameters, `first` or `refine` (see schemes.py).
+        grad_checkpoint: recompute each layer in backward (`forward(..., checkpoint=True)`).
+        divergence_factor: a loss above this multiple of the stage's first loss is divergence.
+        classical_layers: layers for the "run to convergence" classical baseline (0: skip).
+        mapping: explicit `{spec_name: task_name}` pairs for binding.
+        progress: draw a progress line on stderr (None: when stderr is a terminal).
+        plots: write PNG plots to the output directory.
+    """
+
+    scheme: str = "end-to-end"
+    loss: str | Callable = "nmse"
+    steps: int = 1000
+    lr: float = 1e-3
+    batch: int = 64
+    seed: int = 0
+    patience: int | None = None
+    eval_every: int = 50
+    checkpoint_every: int = 100
+    layer_weights: str | Sequence[float] = "uniform"
+    every_layer: bool = False
+    refine: tuple[float, ...] = (0.2, 0.02)
+    decay: float = 0.3
+    shared: str = "first"
+    grad_checkpoint: bool = False
+    divergence_factor: float = 1e4
+    classical_layers: int = 1000
+    mapping: dict[str, str] | None = None
+    progress: bool | None = None
+    plots: bool = True
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"unknown scheme `{self.scheme}`; use one of {', '.join(SCHEMES)}")
+        for name in ("steps", "batch", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"`lr` must be a positive number, got {self.lr}")
+
+    def to_json(self) -> dict:
+        """The options as JSON values (a callable loss is recorded by name)."""
+        data = dataclasses.asdict(self)
+        if callable(self.loss):
+            data["loss"] = f"callable:{getattr(self.loss, '__qualname__', '?')}"
+        data["refine"] = list(self.refine)
+        if not isinstance(self.layer_weights, str):
+            data["layer_weights"] = [float(w) for w in self.layer_weights]
+        return data
+
+    def fingerprint(self) -> dict:
+        """The options a resumed run must share with the interrupted one."""
+        return {k: v for k, v in self.to_json().items() if k not in COSMETIC}
+
+
+def make_config(config: TrainConfig | None, options: dict) -> TrainConfig:
+    """A config from an optional base plus keyword overrides, with a clear unknown-name error."""
+    base = config or TrainConfig()
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    return dataclasses.replace(base, **options)
