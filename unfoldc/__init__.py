@@ -1,0 +1,23 @@
+"""unfoldc: compile .unf specs of iterative solvers into unrolled, trainable PyTorch networks.
+
+    import unfoldc
+    ISTA = unfoldc.load("examples/ista.unf")          # the generated nn.Module class
+    art = unfoldc.compile("examples/ista.unf")         # every artifact: ast, IR, graph, code
+
+Importing unfoldc does not import torch; only `load` (which runs generated code) does.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from unfoldc.diagnostics import Diagnostic, UserError  # noqa: E402
+from unfoldc.loader import load, load_source  # noqa: E402
+from unfoldc.pipeline import Artifacts, Options, compile_file, compile_source  # noqa: E402
+
+compile = compile_file  # noqa: A001 - the natural name of the public entry point
+
+__all__ = [
+    "Artifacts", "Diagnostic", "Options", "UserError", "compile", "compile_file",
+    "compile_source", "load", "load_source", "__version__",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from unfoldc.cli import main
+
+sys.exit(main())

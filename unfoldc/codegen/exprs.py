@@ -1,0 +1,61 @@
+"""Print IR expressions as torch code: infix operators, minimal parentheses, batch-aware.
+
+The printer owns parentheses (through `Code.at`) and the broadcasting of batched scalars: a
+per-sample scalar has shape (B,), so before it meets a batched vector (B, n) or matrix
+(B, m, n) elementwise it is indexed `a[:, None]` (or `a[:, None, None]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from unfoldc import ops
+from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ops import PREC_ATOM, PREC_NEG, Code
+
+
+def format_number(value: float) -> str:
+    """Shortest round-tripping text of a number (integers without `.0` where exact)."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return f"{int(value)}"
+    return repr(float(value))
+
+
+class ExprPrinter:
+    """Prints expressions; `name_of` says how each symbol is spelled in the current scope."""
+
+    def __init__(self, name_of: Callable[[Sym], str]):
+        self.name_of = name_of
+        self.helpers: set[str] = set()
+
+    def code(self, e: Expr) -> Code:
+        """`e` printed, with its precedence and type."""
+        if isinstance(e, Sym):
+            return Code(self.name_of(e), PREC_ATOM, e.type, e.symmetric)
+        if isinstance(e, Const):
+            text = format_number(e.value)
+            return Code(text, PREC_NEG if text.startswith("-") else PREC_ATOM, e.type)
+        if isinstance(e, Op):
+            return self._op(e)
+        raise TypeError(f"cannot print IR node {type(e).__name__}")
+
+    def __call__(self, e: Expr) -> str:
+        return self.code(e).text
+
+    def _op(self, e: Op) -> Code:
+        opdef = ops.OPS[e.op]
+        args = [self.code(a) for a in e.args]
+        if opdef.elementwise:
+            args = [_align(a, e.type.rank) for a in args]
+        if opdef.helper:
+            self.helpers.add(opdef.helper)
+        text, prec = opdef.render(args, e.type)
+        return Code(text, prec, e.type)
+
+
+def _align(a: Code, rank: int) -> Code:
+    """Index a batched lower-rank operand so that it broadcasts against rank-`rank` values."""
+    missing = rank - a.type.rank
+    if not a.type.batched or missing <= 0:
+        return a
+    return Code(f"{a.at(PREC_ATOM)}[:, {', '.join(['None'] * missing)}]", PREC_ATOM, a.type)

@@ -1,0 +1,65 @@
+"""Unique, non-shadowing Python identifiers for everything the generated file names."""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+# Names the generated file itself uses; spec names are renamed around them.
+GENERATED = {
+    "torch", "nn", "self", "like", "B", "K", "k", "layer", "history", "num_layers",
+    "all_layers", "layers", "Output", "NamedTuple", "annotations", "result",
+}
+# Public attributes of torch.nn.Module (as of torch 2.x), written out so that compiling never
+# imports torch; tests/test_names.py checks the list against the installed torch. Private
+# attributes cannot clash: spec names starting with `_` are renamed (see Namespace.fresh).
+_MODULE_ATTRS = {
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu",
+    "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad",
+}
+
+
+class Namespace:
+    """Maps requested names to unique identifiers: spec names kept whenever possible.
+
+    A name that is a Python keyword or builtin, a name the generated code uses, or an
+    `nn.Module` attribute gets a trailing underscore (then a number) instead.
+    """
+
+    def __init__(self, reserved: set[str] = frozenset()):
+        self._taken: set[str] = set(GENERATED) | set(reserved) | _MODULE_ATTRS
+        self._given: dict[str, str] = {}
+
+    def name(self, wanted: str) -> str:
+        """The identifier for `wanted`; the same one every time it is asked for."""
+        if wanted not in self._given:
+            self._given[wanted] = self.fresh(wanted)
+        return self._given[wanted]
+
+    def fresh(self, base: str) -> str:
+        """A new identifier starting with `base`, never handed out before."""
+        base = re.sub(r"\W", "_", base) or "v"
+        if base[0].isdigit() or base[0] == "_":  # `_x` could shadow nn.Module internals
+            base = "v" + base
+        candidate = base
+        if _clashes(candidate) or candidate in self._taken:
+            candidate = base + "_"
+        k = 1
+        while candidate in self._taken:
+            candidate, k = f"{base}_{k}", k + 1
+        self._taken.add(candidate)
+        return candidate
+
+
+def _clashes(name: str) -> bool:
+    return keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name)

@@ -1,0 +1,89 @@
+"""The math IR of a whole spec: symbols, the per-phase assignments, and the outputs.
+
+    Program  := symbols, dims, setup [Assign], prologue [Assign], body [Assign], outputs
+    Assign   := target <- value (an ir.expr.Expr), kind, spec line
+
+Phases: `setup` runs once at construction (derived values of givens and fixed parameters);
+`prologue` runs once per call before the layer loop (state initial values, values that depend
+on inputs, and loop-invariant work hoisted out of the body); `body` is one layer, executed in
+statement order (Gauss-Seidel: each statement sees the newest state values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from unfoldc.ir.expr import Expr
+from unfoldc.ir.types import Type
+from unfoldc.source import Span
+
+
+@dataclass(frozen=True)
+class Constraint:
+    kind: str  # positive | nonneg | interval
+    bounds: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A declared symbol of the spec."""
+
+    name: str
+    role: str  # given | input | state | let | param | train
+    type: Type
+    line: int
+    span: Span
+    per_layer: bool = False
+    init: Expr | None = None  # initial value (state, param, train)
+    constraint: Constraint | None = None
+
+
+@dataclass(frozen=True)
+class Assign:
+    """`target` takes `value`; kind is let | init | hoisted | temp | update."""
+
+    target: str
+    value: Expr
+    kind: str
+    line: int
+
+    @property
+    def type(self) -> Type:
+        return self.value.type
+
+
+@dataclass(frozen=True)
+class DimBinding:
+    """Dimension `dim` is read at run time as axis `axis` of symbol `symbol`."""
+
+    dim: str
+    symbol: str
+    axis: int
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    doc: str
+    source_name: str
+    source_sha256: str
+    num_layers: int
+    symbols: tuple[Symbol, ...]
+    dims: tuple[DimBinding, ...]
+    setup: tuple[Assign, ...]
+    prologue: tuple[Assign, ...]
+    body: tuple[Assign, ...]
+    outputs: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def symbol(self, name: str) -> Symbol:
+        """The declared symbol called `name`."""
+        return next(s for s in self.symbols if s.name == name)
+
+    def by_role(self, role: str) -> tuple[Symbol, ...]:
+        """Declared symbols of one role, in declaration order."""
+        return tuple(s for s in self.symbols if s.role == role)
+
+    def with_(self, **changes) -> Program:
+        """A copy with some fields replaced (passes return new programs)."""
+        return replace(self, **changes)

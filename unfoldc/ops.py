@@ -1,0 +1,477 @@
+"""The operator table: one entry per operator, holding everything the compiler knows about it.
+
+Each `OpDef` gives the spelling in a spec, the arity, the shape rule, the sympy form and the
+torch rendering. Adding an operator touches this file only (plus, for operators that need a
+helper function in generated code, `codegen/helpers.py`).
+
+Shape rules take the argument expressions and a `DimTable` and return the *unbatched* result
+type; batching is added afterwards (a result is batched when any argument is). They raise
+`ShapeError` naming the offending argument. Renderers take printed arguments (`Code`) and return
+printed code; generated tensors keep the batch dimension first, so renderers use negative
+dimensions and `.mT`, which work with and without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+
+from unfoldc.ir.types import SCALAR, DimTable, Type, matrix, vector
+
+# Python operator precedence, which generated code follows.
+PREC_ADD, PREC_MUL, PREC_NEG, PREC_POW, PREC_ATOM = 1, 2, 3, 4, 5
+
+
+class ShapeError(Exception):
+    """A shape rule failed; `arg` is the index of the argument to point at (None: the call)."""
+
+    def __init__(self, code: str, message: str, label: str = "", arg: int | None = None,
+                 help: str = ""):
+        super().__init__(message)
+        self.code, self.message, self.label, self.arg, self.help = code, message, label, arg, help
+
+
+@dataclass(frozen=True)
+class Code:
+    """A printed expression: its text, the precedence of its outermost operator, its type."""
+
+    text: str
+    prec: int
+    type: Type
+    symmetric: bool = False  # a symmetric matrix: A.T may be printed as A
+
+    def at(self, prec: int) -> str:
+        """The text, parenthesized when it binds looser than `prec`."""
+        return self.text if self.prec >= prec else f"({self.text})"
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """Everything about one operator."""
+
+    name: str
+    spelling: str  # how a spec writes it: `+`, `@`, `soft`, ...
+    arity: tuple[int, int]  # (min, max) number of arguments
+    shape: Callable[[DimTable, list], Type]
+    render: Callable[[list[Code], Type], tuple[str, int]]
+    sympy: Callable[..., sympy.Basic]
+    doc: str
+    infix: bool = False
+    elementwise: bool = False  # batched scalar arguments are broadcast to the result's rank
+    helper: str = ""  # name of a helper function the generated file must define
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def _op(name, spelling, arity, shape, render, sym, doc, **kw) -> None:
+    OPS[name] = OpDef(name, spelling, arity, shape, render, sym, doc, **kw)
+
+
+# ---- shape rules --------------------------------------------------------------------------------
+def _t(e) -> Type:
+    return e.type
+
+
+def _need(kinds: str, e, i: int, what: str) -> None:
+    if _t(e).kind not in kinds.split("|"):
+        raise ShapeError("E0306", f"{what} expects a {kinds.replace('|', ' or ')}, "
+                         f"found a {_t(e)}", f"this is a {_t(e)}", i)
+
+
+def _dims_eq(dims: DimTable, a: Type, b: Type) -> bool:
+    return a.rank == b.rank and all(dims.unify(x, y) for x, y in zip(a.dims, b.dims))
+
+
+def broadcast(dims: DimTable, args) -> Type:
+    """Elementwise rule: scalars broadcast; otherwise kinds and dimensions must agree."""
+    shaped = [_t(a) for a in args if _t(a).kind != "scalar"]
+    if not shaped:
+        return SCALAR
+    first = shaped[0]
+    for a in args:
+        t = _t(a)
+        if t.kind != "scalar" and not _dims_eq(dims, first, t):
+            raise ShapeError(
+                "E0302", f"elementwise operands have different shapes: {first} and {t}",
+                f"{dims.resolve(first)} vs {dims.resolve(t)}", None,
+                "elementwise operations need equal shapes or a scalar operand",
+            )
+    return Type(first.kind, first.dims)
+
+
+def _same(dims, args):
+    return Type(_t(args[0]).kind, _t(args[0]).dims)
+
+
+def _scalar(dims, args):
+    return SCALAR
+
+
+def _scalar_args(first: int):
+    def rule(dims, args):
+        for i, a in enumerate(args[first:], start=first):
+            _need("scalar", a, i, "this argument")
+        return _same(dims, args)
+    return rule
+
+
+def _matmul(dims: DimTable, args) -> Type:
+    a, b = _t(args[0]), _t(args[1])
+    if a.kind == "scalar" or b.kind == "scalar":
+        raise ShapeError("E0301", "`@` needs a vector or matrix on both sides; found a scalar",
+                         "scalar operand", None, "use `*` to scale by a scalar")
+    inner_a = a.dims[-1] if a.kind == "matrix" else a.dims[0]
+    inner_b = b.dims[0]
+    if not dims.unify(inner_a, inner_b):
+        ia, ib = dims.find(inner_a), dims.find(inner_b)
+        hint = "did you mean to transpose the left operand (`A.T @ ...`)?"
+        raise ShapeError("E0301", f"cannot multiply a {dims.resolve(a)} by a {dims.resolve(b)}",
+                         f"inner dimensions {ia} and {ib} differ", None, hint)
+    if a.kind == "vector" and b.kind == "vector":
+        return SCALAR
+    if a.kind == "vector":
+        return vector(b.dims[1])
+    if b.kind == "vector":
+        return vector(a.dims[0])
+    return matrix(a.dims[0], b.dims[1])
+
+
+def _transpose(dims, args) -> Type:
+    t = _t(args[0])
+    if t.kind == "scalar":
+        return SCALAR
+    if t.kind == "vector":
+        raise ShapeError("E0306", "vectors have no transpose in this language", "a vector", 0,
+                         "use `dot(a, b)` for an inner product, or `A.T` on a matrix")
+    return matrix(t.dims[1], t.dims[0])
+
+
+def _square(dims, args, i=0, what="this operator"):
+    _need("matrix", args[i], i, what)
+    t = _t(args[i])
+    if not dims.unify(t.dims[0], t.dims[1]):
+        raise ShapeError("E0306", f"{what} needs a square matrix, found {dims.resolve(t)}",
+                         "not square", i)
+    return matrix(t.dims[0], t.dims[1])
+
+
+def _solve(dims, args) -> Type:
+    a = _square(dims, args, 0, "`solve`")
+    b = _t(args[1])
+    _need("vector|matrix", args[1], 1, "`solve`'s right-hand side")
+    if not dims.unify(a.dims[1], b.dims[0]):
+        raise ShapeError("E0301", f"cannot solve a {dims.resolve(a)} system with a right-hand "
+                         f"side {dims.resolve(b)}", "sizes differ", 1)
+    return Type(b.kind, b.dims)
+
+
+def _inv(dims, args) -> Type:
+    return _square(dims, args, 0, "`inv`")
+
+
+def _matrix_to_scalar(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`opnorm`")
+    return SCALAR
+
+
+def _reduce(dims, args) -> Type:
+    return SCALAR
+
+
+def _eye(dims, args) -> Type:
+    if args:
+        return matrix(_dim_of(args[0], 0), _dim_of(args[0], 0))
+    d = dims.fresh()
+    return matrix(d, d)
+
+
+def _dim_of(e, i: int):
+    from unfoldc.ir.expr import Const, Sym  # local: ops.py must not depend on the IR at import
+
+    if isinstance(e, Sym) and e.role == "dim":
+        return e.name
+    if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
+        return int(e.value)
+    raise ShapeError("E0306", "sizes must be dimension names or positive integers",
+                     "not a size", i, "e.g. `zeros(n)` or `ones(m, n)` with `m`, `n` declared dims")
+
+
+def _filled(dims, args) -> Type:
+    if len(args) == 1:
+        return vector(_dim_of(args[0], 0))
+    return matrix(_dim_of(args[0], 0), _dim_of(args[1], 1))
+
+
+def _threshold(dims, args) -> Type:
+    _need("vector|matrix|scalar", args[0], 0, "this threshold")
+    if _t(args[1]).kind != "scalar":
+        return broadcast(dims, args)
+    return _same(dims, args)
+
+
+def _svt(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`svt`")
+    _need("scalar", args[1], 1, "`svt`'s threshold")
+    return _same(dims, args)
+
+
+def _vector_op(what: str, scalars: int = 0):
+    def rule(dims, args):
+        _need("vector", args[0], 0, what)
+        for i in range(1, 1 + scalars):
+            if i < len(args):
+                _need("scalar", args[i], i, what)
+        return _same(dims, args)
+    return rule
+
+
+def _minmax(dims, args) -> Type:
+    return SCALAR if len(args) == 1 else broadcast(dims, args)
+
+
+def _dot(dims, args) -> Type:
+    _need("vector", args[0], 0, "`dot`")
+    _need("vector", args[1], 1, "`dot`")
+    broadcast(dims, args)
+    return SCALAR
+
+
+def _pow(dims, args) -> Type:
+    _need("scalar", args[1], 1, "the exponent")
+    return _same(dims, args)
+
+
+def _mul(dims, args) -> Type:
+    return broadcast(dims, args)
+
+
+def _div(dims, args) -> Type:
+    return broadcast(dims, args)
+
+
+# ---- renderings ---------------------------------------------------------------------------------
+def _infix(sym: str, prec: int, right_prec: int | None = None):
+    right_prec = prec + 1 if right_prec is None else right_prec
+
+    def render(a: list[Code], out: Type):
+        return f"{a[0].at(prec)} {sym} {a[1].at(right_prec)}", prec
+    return render
+
+
+def _call(fn: str):
+    def render(a: list[Code], out: Type):
+        return f"{fn}({', '.join(x.text for x in a)})", PREC_ATOM
+    return render
+
+
+def _method(meth: str, extra: str = ""):
+    def render(a: list[Code], out: Type):
+        return f"{a[0].at(PREC_ATOM)}.{meth}({extra})", PREC_ATOM
+    return render
+
+
+def _axes(t: Type) -> str:
+    """The trailing dimensions a reduction over the whole (unbatched) value runs over."""
+    return {0: "()", 1: "-1", 2: "(-2, -1)"}[t.rank]
+
+
+def _reduction(fmt: str):
+    def render(a: list[Code], out: Type):
+        x = a[0]
+        if x.type.rank == 0:
+            return {"sum": x.text, "mean": x.text}.get(fmt, f"{fmt}({x.text})"), x.prec
+        return fmt.format(x=x.at(PREC_ATOM), ax=_axes(x.type)), PREC_ATOM
+    return render
+
+
+def _render_matmul(a: list[Code], out: Type):
+    x, y = a
+    tx, ty = x.type, y.type
+    if tx.kind == "vector" and ty.kind == "vector":
+        if tx.batched or ty.batched:
+            return f"({x.at(PREC_MUL)} * {y.at(PREC_MUL + 1)}).sum(-1)", PREC_ATOM
+        return f"{x.at(PREC_MUL)} @ {y.at(PREC_MUL + 1)}", PREC_MUL
+    if tx.kind == "matrix" and ty.kind == "vector":
+        if not ty.batched:
+            return f"{x.at(PREC_MUL)} @ {y.at(PREC_MUL + 1)}", PREC_MUL
+        if not tx.batched:
+            # A @ v for a batch of row vectors v is v @ A^T; A^T^T is written A.
+            if x.symmetric:
+                at = x.at(PREC_MUL + 1)
+            else:
+                at = x.text[:-3] if _is_transposed(x) else f"{x.at(PREC_ATOM)}.mT"
+            return f"{y.at(PREC_MUL)} @ {at}", PREC_MUL
+        return f"({x.at(PREC_MUL)} @ {y.at(PREC_ATOM)}.unsqueeze(-1)).squeeze(-1)", PREC_ATOM
+    if tx.kind == "vector" and tx.batched and ty.batched:  # v^T A, both batched
+        return f"({x.at(PREC_ATOM)}.unsqueeze(-2) @ {y.at(PREC_MUL + 1)}).squeeze(-2)", PREC_ATOM
+    return f"{x.at(PREC_MUL)} @ {y.at(PREC_MUL + 1)}", PREC_MUL
+
+
+def _is_transposed(x: Code) -> bool:
+    """True for printed `A.mT` where `A` itself is an atom (so `A` alone is valid code)."""
+    head = x.text[:-3]
+    return x.prec == PREC_ATOM and x.text.endswith(".mT") and all(
+        part.isidentifier() for part in head.split("."))
+
+
+def _render_solve(a: list[Code], out: Type):
+    m, b = a
+    if b.type.kind == "vector" and b.type.batched and not m.type.batched:
+        # One factorization for the whole batch: solve A X = B with the batch as columns.
+        return f"torch.linalg.solve({m.text}, {b.at(PREC_ATOM)}.mT).mT", PREC_ATOM
+    if b.type.kind == "vector" and m.type.batched and not b.type.batched:
+        return f"torch.linalg.solve({m.text}, {b.at(PREC_ATOM)}.unsqueeze(-1)).squeeze(-1)", \
+            PREC_ATOM
+    return f"torch.linalg.solve({m.text}, {b.text})", PREC_ATOM
+
+
+def _render_eye(a: list[Code], out: Type):
+    return f"eye({out.dims[0]}, like)", PREC_ATOM
+
+
+def _render_filled(fn: str):
+    def render(a: list[Code], out: Type):
+        return f"{fn}(({', '.join(map(str, out.dims))},), like)", PREC_ATOM
+    return render
+
+
+def _render_minmax(fn: str, red: str):
+    def render(a: list[Code], out: Type):
+        if len(a) == 1:
+            return _reduction("{x}." + red + "(dim={ax})")(a, out)
+        return f"torch.{fn}({a[0].text}, {a[1].text})", PREC_ATOM
+    return render
+
+
+def _render_clamp(a: list[Code], out: Type):
+    return f"torch.clamp({a[0].text}, {a[1].text}, {a[2].text})", PREC_ATOM
+
+
+def _render_pow(a: list[Code], out: Type):
+    # `**` is right-associative and binds tighter than unary minus on its left.
+    return f"{a[0].at(PREC_POW + 1)} ** {a[1].at(PREC_POW)}", PREC_POW
+
+
+def _render_transpose(a: list[Code], out: Type):
+    if a[0].type.rank < 2:
+        return a[0].text, a[0].prec
+    return f"{a[0].at(PREC_ATOM)}.mT", PREC_ATOM
+
+
+def _render_neg(a: list[Code], out: Type):
+    return f"-{a[0].at(PREC_NEG)}", PREC_NEG
+
+
+# ---- sympy forms --------------------------------------------------------------------------------
+def _fn(name: str):
+    """An uninterpreted sympy function for operators sympy has no closed form of."""
+    f = sympy.Function(name)
+    return lambda *a: f(*a)
+
+
+def _sym_matmul(a, b):
+    return sympy.MatMul(a, b) if _is_mat(a) and _is_mat(b) else a * b
+
+
+def _is_mat(x) -> bool:
+    return getattr(x, "is_Matrix", False)
+
+
+def _sym_mul(a, b):
+    if _is_mat(a) and _is_mat(b):
+        return sympy.HadamardProduct(a, b)
+    return a * b
+
+
+def _sym_div(a, b):
+    return _fn("ediv")(a, b) if _is_mat(b) else a / b
+
+
+# ---- the table ----------------------------------------------------------------------------------
+_op("add", "+", (2, 2), broadcast, _infix("+", PREC_ADD), lambda a, b: a + b,
+    "sum; a scalar broadcasts", infix=True, elementwise=True)
+_op("sub", "-", (2, 2), broadcast, _infix("-", PREC_ADD), lambda a, b: a - b,
+    "difference; a scalar broadcasts", infix=True, elementwise=True)
+_op("mul", "*", (2, 2), _mul, _infix("*", PREC_MUL), _sym_mul,
+    "product: scaling by a scalar, or elementwise (Hadamard)", infix=True, elementwise=True)
+_op("div", "/", (2, 2), _div, _infix("/", PREC_MUL), _sym_div,
+    "quotient; elementwise for equal shapes", infix=True, elementwise=True)
+_op("pow", "^", (2, 2), _pow, _render_pow, lambda a, b: a**b,
+    "power with a scalar exponent, elementwise", infix=True, elementwise=True)
+_op("neg", "-", (1, 1), _same, _render_neg, lambda a: -a, "negation", infix=True)
+_op("matmul", "@", (2, 2), _matmul, _render_matmul, _sym_matmul,
+    "matrix product: matrix @ matrix, matrix @ vector, vector @ vector (inner product)",
+    infix=True)
+_op("transpose", ".T", (1, 1), _transpose, _render_transpose,
+    lambda a: a.T if _is_mat(a) else a, "transpose of a matrix (`A.T` or `transpose(A)`)")
+_op("eye", "eye", (0, 1), _eye, _render_eye, lambda *a: sympy.Identity(sympy.Symbol("n")),
+    "identity matrix `eye(n)`; `I` infers its size", helper="eye")
+_op("zeros", "zeros", (1, 2), _filled, _render_filled("zeros"),
+    lambda *a: sympy.ZeroMatrix(*(a + (1,))[:2]), "zero vector/matrix of given sizes",
+    helper="zeros")
+_op("ones", "ones", (1, 2), _filled, _render_filled("ones"),
+    lambda *a: sympy.OneMatrix(*(a + (1,))[:2]), "vector/matrix of ones", helper="ones")
+_op("solve", "solve", (2, 2), _solve, _render_solve,
+    lambda a, b: sympy.MatMul(sympy.Inverse(a), b), "solution x of A x = b (A square)")
+_op("inv", "inv", (1, 1), _inv, _call("torch.linalg.inv"), lambda a: sympy.Inverse(a),
+    "inverse of a square matrix")
+_op("opnorm", "opnorm", (1, 1), _matrix_to_scalar, _call("opnorm"), _fn("opnorm"),
+    "spectral norm (largest singular value)", helper="opnorm")
+_op("norm1", "norm1", (1, 1), _reduce, _reduction("{x}.abs().sum(dim={ax})"), _fn("norm1"),
+    "sum of absolute values")
+_op("norm2", "norm2", (1, 1), _reduce,
+    _reduction("torch.linalg.vector_norm({x}, dim={ax})"), _fn("norm2"),
+    "Euclidean (vector) or Frobenius (matrix) norm")
+_op("sqnorm", "sqnorm", (1, 1), _reduce, _reduction("{x}.square().sum(dim={ax})"),
+    _fn("sqnorm"), "squared Euclidean / Frobenius norm")
+_op("sum", "sum", (1, 1), _reduce, _reduction("{x}.sum(dim={ax})"), _fn("total"),
+    "sum of all entries")
+_op("mean", "mean", (1, 1), _reduce, _reduction("{x}.mean(dim={ax})"), _fn("mean"),
+    "mean of all entries")
+_op("dot", "dot", (2, 2), _dot, lambda a, out: _render_matmul(a, out), _fn("dot"),
+    "inner product of two vectors")
+_op("abs", "abs", (1, 1), _same, _call("torch.abs"), sympy.Abs, "absolute value, elementwise",
+    elementwise=True)
+_op("sign", "sign", (1, 1), _same, _call("torch.sign"), sympy.sign, "sign, elementwise",
+    elementwise=True)
+_op("sqrt", "sqrt", (1, 1), _same, _call("torch.sqrt"), sympy.sqrt, "square root, elementwise",
+    elementwise=True)
+_op("exp", "exp", (1, 1), _same, _call("torch.exp"), sympy.exp, "exponential, elementwise",
+    elementwise=True)
+_op("log", "log", (1, 1), _same, _call("torch.log"), sympy.log, "natural log, elementwise",
+    elementwise=True)
+_op("relu", "relu", (1, 1), _same, _call("torch.relu"), _fn("relu"), "max(v, 0), elementwise",
+    elementwise=True)
+_op("min", "min", (1, 2), _minmax, _render_minmax("minimum", "amin"), sympy.Min,
+    "smallest entry (one argument) or elementwise minimum (two)", elementwise=True)
+_op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
+    "largest entry (one argument) or elementwise maximum (two)", elementwise=True)
+_op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
+    "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True)
+_op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
+    "soft threshold sign(v) max(|v| - t, 0); t scalar or elementwise", elementwise=True,
+    helper="soft")
+_op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
+    "hard threshold v * (|v| > t); t scalar or elementwise", elementwise=True, helper="hard")
+_op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
+    "singular value thresholding: soft threshold of the singular values", helper="svt")
+_op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),
+    "projection onto the box [lo, hi] (elementwise)", elementwise=True)
+_op("proj_nonneg", "proj_nonneg", (1, 1), _same, _method("clamp", "min=0"), _fn("proj_nonneg"),
+    "projection onto the nonnegative orthant")
+_op("proj_simplex", "proj_simplex", (1, 1), _vector_op("`proj_simplex`"), _call("proj_simplex"),
+    _fn("proj_simplex"), "Euclidean projection onto the probability simplex",
+    helper="proj_simplex")
+_op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call("proj_l2ball"),
+    _fn("proj_l2ball"), "projection onto the l2 ball of radius r", elementwise=True,
+    helper="proj_l2ball")
+
+# Functions callable by name in a spec (infix operators are written with their symbols).
+FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix} | {
+    "transpose": OPS["transpose"], "I": OPS["eye"]
+}
+FUNCTIONS.pop(".T", None)
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}

@@ -1,0 +1,455 @@
+"""Semantic checks: names, roles, shapes; AST -> math IR (ir/program.py).
+
+Every error is collected (with its span) and reported together, sorted by position; an
+expression with an error becomes `None` so that one mistake does not cascade into many.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import keyword
+
+from unfoldc import ops
+from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
+from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
+from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
+from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
+from unfoldc.source import Source, Span
+from unfoldc.syntax import nodes
+
+KEYWORDS = {
+    "algorithm", "given", "input", "state", "let", "param", "train", "output", "layers",
+    "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
+}
+
+
+class Checker:
+    """Walks one spec; `run()` returns the Program or raises UserError."""
+
+    def __init__(self, spec: nodes.Spec, source: Source, batched_states: frozenset[str]):
+        self.spec, self.source = spec, source
+        self.batched_states = batched_states
+        self.diags: list[Diagnostic] = []
+        self.dims = DimTable()
+        self.fresh_spans: dict[str, Span] = {}
+        self.decls: dict[str, nodes.Decl] = {}
+        self.symbols: dict[str, Symbol] = {}  # defined so far (declaration order)
+        self.dim_names: set[str] = set()
+
+    # ---- entry ----------------------------------------------------------------------------------
+    def run(self) -> tuple[Program | None, set[str]]:
+        """Check everything: the program (None on errors) and the states with batched updates."""
+        self._collect_dims()
+        for decl in self.spec.decls:
+            self._declare(decl)
+        body, batched_updates = self._check_body()
+        outputs = self._check_outputs()
+        self._check_sizes()
+        if any(d.is_error for d in self.diags):
+            return None, batched_updates
+        return self._program(body, outputs), batched_updates
+
+    def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
+              notes: tuple[str, ...] = ()) -> None:
+        self.diags.append(Diagnostic(code, message, span, label, notes, help))
+
+    # ---- declarations ---------------------------------------------------------------------------
+    def _collect_dims(self) -> None:
+        for decl in self.spec.decls:
+            if decl.type is not None:
+                self.dim_names |= {d.value for d in decl.type.dims if isinstance(d.value, str)}
+
+    def _check_name(self, name: str, span: Span) -> bool:
+        why = _reserved(name)
+        if why:
+            self.error("E0206", f"`{name}` is {why} and cannot name a symbol", span,
+                       "reserved", help=f"choose another name, e.g. `{name}_`")
+            return False
+        return True
+
+    def _declare(self, decl: nodes.Decl) -> None:
+        if not self._check_name(decl.name, decl.name_span):
+            return
+        if decl.name in self.decls or decl.name in self.dim_names:
+            self._redeclared(decl)
+            return
+        self.decls[decl.name] = decl
+        declared = self._type(decl.type) if decl.type is not None else None
+        init = None
+        if decl.value is not None:
+            init = self.expr(decl.value, decl.role)
+            if decl.role == "let" and init is not None:
+                declared = init.type
+            elif init is not None and declared is not None:
+                init = self._fit_init(decl, init, declared)
+        if declared is None:
+            return
+        if decl.role in ("input", "state"):
+            batched = decl.role == "input" or decl.name in self.batched_states
+            declared = declared.with_batched(batched)
+        if decl.role == "state" and init is not None and init.type.batched:
+            declared = declared.with_batched(True)
+        constraint = self._constraint(decl) if decl.constraint else None
+        line = decl.span.line
+        self.symbols[decl.name] = Symbol(decl.name, decl.role, declared, line, decl.name_span,
+                                         decl.per_layer, init, constraint)
+
+    def _redeclared(self, decl: nodes.Decl) -> None:
+        first = self.decls.get(decl.name)
+        where = f"{self.source.name}:{first.name_span.line}:{first.name_span.col}" if first \
+            else "a dimension of a declared type"
+        self.error("E0202", f"`{decl.name}` is declared twice", decl.name_span,
+                   "declared again here", notes=(f"first declared at {where}",),
+                   help="rename one of them")
+
+    def _type(self, t: nodes.TypeExpr) -> Type:
+        return Type(t.kind, tuple(d.value for d in t.dims))
+
+    def _fit_init(self, decl: nodes.Decl, init: Expr, declared: Type) -> Expr | None:
+        """Initial values must have the declared shape; a scalar fills the whole shape."""
+        if init.type.kind == "scalar" and declared.kind != "scalar":
+            return init
+        same = init.type.kind == declared.kind and all(
+            self.dims.unify(a, b) for a, b in zip(init.type.dims, declared.dims))
+        if not same:
+            self.error("E0305", f"the initial value of `{decl.name}` is a "
+                       f"{self.dims.resolve(init.type)}, but `{decl.name}` is declared "
+                       f"{declared}", decl.value.span, f"a {self.dims.resolve(init.type)}",
+                       help="make the initial value match the declared type (a scalar fills it)")
+            return None
+        return init
+
+    def _constraint(self, decl: nodes.Decl) -> Constraint | None:
+        c = decl.constraint
+        bounds = tuple(self.expr(b, "bound") for b in c.bounds)
+        for b, node in zip(bounds, c.bounds):
+            if b is not None and b.type.kind != "scalar":
+                self.error("E0306", "interval bounds must be scalars", node.span,
+                           f"a {b.type}")
+        if decl.role != "train":
+            self.error("E0207", f"only trainable parameters take a constraint, `{decl.name}` is "
+                       f"a {decl.role}", c.span, help="declare it with `train` or drop this")
+        return Constraint(c.kind, tuple(b for b in bounds if b is not None))
+
+    # ---- the layer body -------------------------------------------------------------------------
+    def _check_body(self) -> tuple[list[Assign], set[str]]:
+        body: list[Assign] = []
+        temps: dict[str, Sym] = {}
+        assigned_later = {s.target for s in self.spec.body}
+        batched_updates: set[str] = set()
+        self.body_temps, self.assigned_later = temps, assigned_later
+        for stmt in self.spec.body:
+            value = self.expr(stmt.value, "body")
+            kind = self._check_target(stmt)
+            if value is None or kind is None:
+                continue
+            if kind == "update":
+                value = self._fit_update(stmt, value)
+                if value is not None and value.type.batched:
+                    batched_updates.add(stmt.target)
+            else:
+                temps[stmt.target] = Sym(stmt.target, value.type, "temp")
+            if value is not None:
+                body.append(Assign(stmt.target, value, kind, stmt.span.line))
+        for name, sym in self.symbols.items():
+            if sym.role == "state" and name not in {s.target for s in self.spec.body if
+                                                     s.kind == "update"}:
+                self.diags.append(Diagnostic(
+                    "W0001", f"state `{name}` is never updated", sym.span, "declared here",
+                    help=f"update it in the layer body with `{name} <- ...`, or make it a `let`"))
+        return body, batched_updates
+
+    def _check_target(self, stmt: nodes.Stmt) -> str | None:
+        sym = self.symbols.get(stmt.target)
+        decl = self.decls.get(stmt.target)
+        if stmt.kind == "update":
+            if sym is not None and sym.role == "state":
+                return "update"
+            if decl is not None:
+                self.error("E0203", f"cannot update `{stmt.target}`: it is a {decl.role}, not a "
+                           "state", stmt.target_span, f"a {decl.role}",
+                           help=f"declare `state {stmt.target} : ... = ...` to iterate on it")
+            else:
+                self.error("E0204", f"`{stmt.target}` is not a declared state", stmt.target_span,
+                           "undeclared", help=f"declare it with `state {stmt.target} : TYPE = "
+                           "INIT`, or write `=` for a temporary")
+            return None
+        if decl is not None:
+            verb = "update it with `<-`" if decl.role == "state" else "it is fixed"
+            self.error("E0203", f"cannot assign to `{stmt.target}`, a {decl.role}: {verb}",
+                       stmt.target_span, f"a {decl.role}",
+                       help=f"use `{stmt.target} <- ...`" if decl.role == "state"
+                       else "assign to a new temporary name instead")
+            return None
+        if not self._check_name(stmt.target, stmt.target_span):
+            return None
+        return "temp"
+
+    def _fit_update(self, stmt: nodes.Stmt, value: Expr) -> Expr | None:
+        state = self.symbols[stmt.target]
+        if value.type.kind == "scalar" and state.type.kind != "scalar":
+            return value
+        if value.type.kind != state.type.kind or not all(
+                self.dims.unify(a, b) for a, b in zip(value.type.dims, state.type.dims)):
+            self.error("E0302", f"`{stmt.target}` is a {state.type} but its new value is a "
+                       f"{self.dims.resolve(value.type)}", stmt.value.span,
+                       f"a {self.dims.resolve(value.type)}",
+                       help="the update must keep the state's shape")
+            return None
+        return value
+
+    # ---- outputs and sizes ----------------------------------------------------------------------
+    def _check_outputs(self) -> list[str]:
+        if not self.spec.outputs:
+            self.error("E0402", "the spec has no output", self.spec.layers_span,
+                       help="add `output NAME` after the layer body, naming a state")
+            return []
+        names: list[str] = []
+        for out in self.spec.outputs:
+            for n in out.names:
+                sym = self.symbols.get(n.id)
+                if sym is None:
+                    self._unknown(n.id, n.span, "output")
+                elif sym.role not in ("state", "let"):
+                    self.error("E0306", f"`{n.id}` is a {sym.role}; outputs are states or lets",
+                               n.span, f"a {sym.role}")
+                elif n.id in names:
+                    self.error("E0202", f"`{n.id}` is output twice", n.span, "again here")
+                else:
+                    names.append(n.id)
+        return names
+
+    def _check_sizes(self) -> None:
+        for d, span in sorted(self.fresh_spans.items()):
+            if is_fresh(self.dims.find(d)):
+                self.error("E0307", "cannot infer the size of this identity or zero matrix",
+                           span, "size unknown", help="write `eye(n)` with a declared dimension")
+        bound = {d for s in self.symbols.values() if s.role in ("given", "input")
+                 for d in s.type.dims}
+        for s in self.symbols.values():
+            for d in s.type.dims:
+                if isinstance(d, str) and d not in bound and not is_fresh(d):
+                    self.error("E0307", f"dimension `{d}` of `{s.name}` is never set",
+                               s.span, f"`{d}` unknown", help=f"`{d}` must appear in the type "
+                               "of a `given` or `input`, which sets it at run time")
+
+    # ---- expressions ----------------------------------------------------------------------------
+    def expr(self, e: nodes.Expr, ctx: str) -> Expr | None:
+        """Convert and type-check `e` in context `ctx` (a role, `body` or `bound`)."""
+        match e:
+            case nodes.Number():
+                return Const(e.value)
+            case nodes.Name():
+                return self._name(e, ctx)
+            case nodes.Neg():
+                return self._apply("neg", [self.expr(e.arg, ctx)], e, [e.arg])
+            case nodes.Transpose():
+                return self._apply("transpose", [self.expr(e.arg, ctx)], e, [e.arg])
+            case nodes.BinOp():
+                args = [self.expr(e.lhs, ctx), self.expr(e.rhs, ctx)]
+                return self._apply(ops.BINARY[e.op], args, e, [e.lhs, e.rhs])
+            case nodes.Call():
+                return self._call(e, ctx)
+        raise TypeError(f"no conversion for AST node {type(e).__name__}")
+
+    def _name(self, e: nodes.Name, ctx: str) -> Expr | None:
+        if e.id == "I":
+            return self._apply("eye", [], e, [])
+        if ctx == "body" and e.id in self.body_temps:
+            return self.body_temps[e.id]
+        sym = self.symbols.get(e.id)
+        if sym is None:
+            if e.id in self.dim_names:
+                return Sym(e.id, SCALAR, "dim")
+            return self._undefined(e, ctx)
+        if not self._allowed(sym, ctx):
+            self.error("E0207", f"{describe_context(ctx)} cannot use `{e.id}`, "
+                       f"a {'per-layer ' if sym.per_layer else ''}{sym.role}", e.span,
+                       f"a {sym.role}", help=_dependency_help(sym, ctx))
+            return None
+        return Sym(sym.name, sym.type, sym.role, sym.per_layer)
+
+    def _allowed(self, sym: Symbol, ctx: str) -> bool:
+        role = "train_per_layer" if sym.per_layer else sym.role
+        return role in ALLOWED[ctx]
+
+    def _undefined(self, e: nodes.Name, ctx: str) -> None:
+        if e.id in self.decls:  # declared, but further down the file
+            d = self.decls[e.id]
+            self.error("E0205", f"`{e.id}` is used before it is defined", e.span,
+                       "not defined yet", notes=(f"`{e.id}` is defined at {self.source.name}:"
+                                                 f"{d.name_span.line}:{d.name_span.col}",),
+                       help=f"move the declaration of `{e.id}` above this line")
+        elif ctx == "body" and e.id in self.assigned_later:
+            self.error("E0205", f"temporary `{e.id}` is used before it is assigned", e.span,
+                       "not assigned yet", help="assign temporaries before the statements "
+                       "that read them")
+        elif e.id in {d.name for d in self.spec.decls}:
+            return None  # its own declaration already failed and was reported
+        else:
+            self._unknown(e.id, e.span, "name")
+        return None
+
+    def _unknown(self, name: str, span: Span, what: str) -> None:
+        known = set(self.decls) | set(getattr(self, "body_temps", {})) | self.dim_names
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        self.error("E0201", f"unknown identifier `{name}`", span, "not declared",
+                   help=f"did you mean `{close[0]}`?" if close else
+                   "declare it with `given`, `input`, `state`, `let`, `param` or `train`")
+
+    def _call(self, e: nodes.Call, ctx: str) -> Expr | None:
+        args = [self.expr(a, ctx) for a in e.args]
+        opdef = ops.FUNCTIONS.get(e.func)
+        if opdef is None or e.func == "I":
+            close = difflib.get_close_matches(e.func, sorted(ops.FUNCTIONS), n=1, cutoff=0.6)
+            self.error("E0304", f"unknown operator `{e.func}`", e.func_span, "no such operator",
+                       help=f"did you mean `{close[0]}`?" if close else
+                       "see docs/language.md for the operator library")
+            return None
+        lo, hi = opdef.arity
+        if not lo <= len(args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            self.error("E0303", f"`{e.func}` takes {want} argument{'s' * (hi != 1)}, "
+                       f"found {len(args)}", e.span, f"{len(args)} given",
+                       help=f"{e.func}: {opdef.doc}")
+            return None
+        return self._apply(opdef.name, args, e, list(e.args))
+
+    def _apply(self, op: str, args: list, node, arg_nodes: list) -> Expr | None:
+        if any(a is None for a in args):
+            return None
+        try:
+            out = ops.OPS[op].shape(self.dims, args)
+        except ops.ShapeError as err:
+            span = arg_nodes[err.arg].span if err.arg is not None else node.span
+            self.error(err.code, err.message, span, err.label, err.help,
+                       notes=self._declared_notes(args))
+            return None
+        if op == "eye" and not args:
+            self.fresh_spans[out.dims[0]] = node.span
+        batched = any(a.type.batched for a in args)
+        folded = _fold(op, args)
+        return folded if folded is not None else Op(op, tuple(args), out.with_batched(batched))
+
+    def _declared_notes(self, args: list) -> tuple[str, ...]:
+        notes = []
+        for a in args:
+            if isinstance(a, Sym) and a.name in self.decls and a.type.kind != "scalar":
+                d = self.decls[a.name]
+                notes.append(f"`{a.name}` is a {self.dims.resolve(a.type)}, declared at "
+                             f"{self.source.name}:{d.name_span.line}:{d.name_span.col}")
+        return tuple(notes)
+
+    # ---- building the program -------------------------------------------------------------------
+    def _program(self, body: list[Assign], outputs: list[str]) -> Program:
+        resolve = _resolver(self.dims)
+        symbols = tuple(_resolve_symbol(s, resolve, self.dims) for s in self.symbols.values())
+        setup, prologue = [], []
+        for s in symbols:
+            if s.role == "let":
+                a = Assign(s.name, s.init, "let", s.line)
+                (setup if phase_of(s.init) == "setup" else prologue).append(a)
+            elif s.role == "state":
+                prologue.append(Assign(s.name, s.init, "init", s.line))
+        body = [Assign(a.target, resolve(a.value), a.kind, a.line) for a in body]
+        sha = hashlib.sha256(self.source.text.encode("utf-8")).hexdigest()
+        return Program(self.spec.name, self.spec.doc, self.source.basename, sha,
+                       self.spec.num_layers, symbols, _dim_bindings(symbols), tuple(setup),
+                       tuple(prologue), tuple(body), tuple(outputs))
+
+
+def _fold(op: str, args: list) -> Expr | None:
+    """Constant-fold arithmetic on numbers, so `1 / 2` is 0.5 in the IR and generated code."""
+    if not args or not all(isinstance(a, Const) for a in args):
+        return None
+    v = [a.value for a in args]
+    table = {"add": lambda: v[0] + v[1], "sub": lambda: v[0] - v[1], "mul": lambda: v[0] * v[1],
+             "div": lambda: v[0] / v[1] if v[1] else None, "neg": lambda: -v[0],
+             "pow": lambda: v[0] ** v[1] if v[0] > 0 or float(v[1]).is_integer() else None}
+    fn = table.get(op)
+    value = fn() if fn else None
+    return Const(float(value)) if value is not None else None
+
+
+def _resolver(dims: DimTable):
+    def fix(e: Expr) -> Expr:
+        if isinstance(e, Sym):
+            return Sym(e.name, dims.resolve(e.type), e.role, e.per_layer)
+        if isinstance(e, Op):
+            return Op(e.op, e.args, dims.resolve(e.type))
+        return e
+    return lambda e: rebuild(e, fix) if e is not None else None
+
+
+def _resolve_symbol(s: Symbol, resolve, dims: DimTable) -> Symbol:
+    init = resolve(s.init)
+    if s.role == "let":
+        init = init
+    c = s.constraint
+    if c is not None:
+        c = Constraint(c.kind, tuple(resolve(b) for b in c.bounds))
+    return Symbol(s.name, s.role, dims.resolve(s.type), s.line, s.span, s.per_layer, init, c)
+
+
+def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
+    """Where each dimension is read at run time: givens first (known at construction)."""
+    found: dict[str, DimBinding] = {}
+    for role in ("given", "input"):
+        for s in symbols:
+            if s.role == role:
+                for axis, d in enumerate(s.type.dims):
+                    if isinstance(d, str) and d not in found:
+                        found[d] = DimBinding(d, s.name, axis)
+    return tuple(found.values())
+
+
+def _reserved(name: str) -> str:
+    if name in KEYWORDS:
+        return "a keyword of the language"
+    if name in ops.FUNCTIONS or name == "I":
+        return "a built-in operator"
+    if keyword.iskeyword(name):
+        return "a Python keyword"
+    return ""
+
+
+def _dependency_help(sym: Symbol, ctx: str) -> str:
+    if ctx == "train":
+        return "initial values of trainables may use givens, fixed params, lets and numbers"
+    if ctx in ("let", "state") and sym.per_layer:
+        return "per-layer values exist only inside the layer body: compute this there"
+    if ctx == "param":
+        return "fixed parameters are set at construction: use numbers, givens and lets"
+    return "see docs/language.md, section Roles"
+
+
+def check(spec: nodes.Spec, source: Source) -> tuple[Program, list[Diagnostic]]:
+    """Check `spec`; return the program and its warnings, or raise UserError with all errors.
+
+    States are batched when their initial value or any update is: the check is repeated until
+    that set stops growing (at most once per state).
+    """
+    batched: frozenset[str] = frozenset()
+    while True:
+        checker = Checker(spec, source, batched)
+        program, updates = checker.run()
+        grown = batched | updates
+        if grown == batched or program is None:
+            break
+        batched = frozenset(grown)
+    diags = sort_diagnostics(checker.diags)
+    if program is None:
+        raise UserError(diags, source)
+    _assert_closed(program)
+    return program, diags
+
+
+def _assert_closed(program: Program) -> None:
+    """Internal invariant: every symbol in the IR is declared, a temp, or a dim."""
+    names = {s.name for s in program.symbols} | {a.target for a in program.body}
+    for a in program.setup + program.prologue + program.body:
+        for n in walk(a.value):
+            if isinstance(n, Sym) and n.role != "dim" and n.name not in names:
+                raise AssertionError(f"IR refers to unknown symbol {n.name}")

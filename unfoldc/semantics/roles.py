@@ -1,0 +1,40 @@
+"""Which roles each context may read, and which phase a value is computed in.
+
+A context is where an expression appears: the value of a `let`, a `param`, a trainable's
+initial value (`train`), a state's initial value (`state`), an interval `bound`, or the layer
+`body`. Givens, fixed params and setup-time lets are known at construction; inputs only per call;
+per-layer trainables only inside the layer loop.
+"""
+
+from __future__ import annotations
+
+from unfoldc.ir.expr import Expr, Sym, walk
+
+_STATIC = {"given", "param", "let", "dim"}
+ALLOWED: dict[str, set[str]] = {
+    "param": _STATIC - {"let"} | {"let"},
+    "train": set(_STATIC),
+    "bound": set(_STATIC),
+    "let": _STATIC | {"input", "train"},
+    "state": _STATIC | {"input", "train", "state"},
+    "body": _STATIC | {"input", "train", "train_per_layer", "state", "temp"},
+}
+
+_CONTEXT_NAMES = {
+    "param": "a fixed parameter's value", "train": "a trainable's initial value",
+    "bound": "a constraint bound", "let": "a `let` value", "state": "a state's initial value",
+    "body": "the layer body",
+}
+
+
+def describe_context(ctx: str) -> str:
+    """A phrase for error messages: 'a `let` value cannot use ...'."""
+    return _CONTEXT_NAMES[ctx]
+
+
+def phase_of(e: Expr) -> str:
+    """`setup` when `e` needs only construction-time values, else `prologue`."""
+    for n in walk(e):
+        if isinstance(n, Sym) and n.role in ("input", "train", "state"):
+            return "prologue"
+    return "setup"

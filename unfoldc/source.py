@@ -1,0 +1,59 @@
+"""Source text and spans: where every user-facing position comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, `end_col` exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @staticmethod
+    def point(line: int, col: int) -> Span:
+        """A one-character span at `line:col`."""
+        return Span(line, col, line, col + 1)
+
+    def join(self, other: Span) -> Span:
+        """The smallest span covering both."""
+        start = min((self.line, self.col), (other.line, other.col))
+        end = max((self.end_line, self.end_col), (other.end_line, other.end_col))
+        return Span(start[0], start[1], end[0], end[1])
+
+
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of one spec together with the name it is reported under."""
+
+    name: str
+    text: str
+
+    @staticmethod
+    def from_file(path: str | Path) -> Source:
+        """Read `path` as UTF-8; decoding errors are reported by the caller (see load_source)."""
+        raw = Path(path).read_bytes()
+        return Source(str(path), raw.decode("utf-8"))
+
+    @property
+    def basename(self) -> str:
+        """The file name without folders, used in origin comments of generated code."""
+        return Path(self.name).name
+
+    def line_text(self, line: int) -> str:
+        """The text of 1-based `line`, without its newline ('' when out of range)."""
+        lines = self.text.splitlines()
+        return lines[line - 1] if 1 <= line <= len(lines) else ""
+
+    def end_position(self) -> Span:
+        """A point just past the last character: where 'unexpected end of file' is shown."""
+        lines = self.text.splitlines() or [""]
+        return Span.point(len(lines), len(lines[-1]) + 1)

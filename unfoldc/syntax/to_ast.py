@@ -1,0 +1,162 @@
+"""Lark parse tree -> AST (syntax/nodes.py), keeping a span on every node.
+
+An external Transformer (not passed into Lark) so that `meta` positions are available.
+"""
+
+from __future__ import annotations
+
+from lark import Token, Transformer, v_args
+
+from unfoldc.diagnostics import Diagnostic, UserError
+from unfoldc.source import Source, Span
+from unfoldc.syntax import nodes
+
+
+def _span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tspan(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _expr_span(e) -> Span:
+    return e.span
+
+
+def _string_value(tok: Token) -> str:
+    text = str(tok)
+    quote = '"""' if text.startswith('"""') else '"'
+    return text[len(quote) : -len(quote)].strip()
+
+
+@v_args(inline=True, meta=True)
+class ToAst(Transformer):
+    """Builds nodes.Spec; raises UserError for structural mistakes the grammar allows."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    # ---- expressions ----------------------------------------------------------------------------
+    def number(self, meta, tok):
+        return nodes.Number(float(tok), str(tok), _tspan(tok))
+
+    def name(self, meta, tok):
+        return nodes.Name(str(tok), _tspan(tok))
+
+    def call(self, meta, func, args):
+        return nodes.Call(str(func), tuple(args or ()), _span(meta), _tspan(func))
+
+    def args(self, meta, *items):
+        return list(items)
+
+    def _binop(op):  # noqa: N805 - a factory used while building the class
+        def build(self, meta, lhs, rhs):
+            return nodes.BinOp(op, lhs, rhs, _span(meta), _op_span(lhs, rhs))
+
+        return build
+
+    add = _binop("+")
+    sub = _binop("-")
+    mul = _binop("*")
+    div = _binop("/")
+    matmul = _binop("@")
+    pow = _binop("^")
+
+    def neg(self, meta, arg):
+        return nodes.Neg(arg, _span(meta))
+
+    def unary(self, meta, arg):  # unary plus
+        return arg
+
+    def transpose(self, meta, arg):
+        return nodes.Transpose(arg, _span(meta))
+
+    # ---- types ----------------------------------------------------------------------------------
+    def _dim(self, d) -> nodes.Dim:
+        value = int(d) if d.type == "INT" else str(d)
+        return nodes.Dim(value, _tspan(d))
+
+    def scalar_type(self, meta, _kw):
+        return nodes.TypeExpr("scalar", (), _span(meta))
+
+    def vector_type(self, meta, _kw, d):
+        return nodes.TypeExpr("vector", (self._dim(d),), _span(meta))
+
+    def matrix_type(self, meta, _kw, d1, d2):
+        return nodes.TypeExpr("matrix", (self._dim(d1), self._dim(d2)), _span(meta))
+
+    # ---- declarations ---------------------------------------------------------------------------
+    def algorithm(self, meta, name, doc):
+        return ("algorithm", str(name), _string_value(doc) if doc else "", _tspan(name))
+
+    def _decl(self, role, meta, name, type_=None, value=None, **kw):
+        return nodes.Decl(role, str(name), type_, value, _span(meta), _tspan(name), **kw)
+
+    def given(self, meta, name, type_):
+        return self._decl("given", meta, name, type_)
+
+    def input(self, meta, name, type_):
+        return self._decl("input", meta, name, type_)
+
+    def state(self, meta, name, type_, value):
+        return self._decl("state", meta, name, type_, value)
+
+    def let(self, meta, name, value):
+        return self._decl("let", meta, name, None, value)
+
+    def param(self, meta, name, type_, value):
+        return self._decl("param", meta, name, type_, value)
+
+    def train(self, meta, name, type_, sharing, value, constraint):
+        return self._decl(
+            "train", meta, name, type_, value,
+            per_layer=sharing == "per_layer", constraint=constraint,
+        )
+
+    def sharing(self, meta, tok):
+        return str(tok)
+
+    def positive(self, meta):
+        return nodes.Constraint("positive", (), _span(meta))
+
+    def nonneg(self, meta):
+        return nodes.Constraint("nonneg", (), _span(meta))
+
+    def interval(self, meta, lo, hi):
+        return nodes.Constraint("interval", (lo, hi), _span(meta))
+
+    def output(self, meta, *names):
+        return nodes.Output(tuple(nodes.Name(str(n), _tspan(n)) for n in names), _span(meta))
+
+    # ---- body -----------------------------------------------------------------------------------
+    def update(self, meta, target, value):
+        return nodes.Stmt("update", str(target), value, _span(meta), _tspan(target))
+
+    def assign(self, meta, target, value):
+        return nodes.Stmt("assign", str(target), value, _span(meta), _tspan(target))
+
+    def layers(self, meta, count, *stmts):
+        return ("layers", int(count), _tspan(count), tuple(stmts))
+
+    def start(self, meta, algorithm, *items):
+        _, name, doc, name_span = algorithm
+        layers = next(i for i in items if isinstance(i, tuple) and i[0] == "layers")
+        _, count, count_span, body = layers
+        if count <= 0:
+            raise UserError(
+                [Diagnostic("E0401", f"the layer count must be positive, found {count}",
+                            count_span, label="not a positive number of layers",
+                            help="write the default depth, e.g. `layers 16:`")],
+                self.source,
+            )
+        decls = tuple(i for i in items if isinstance(i, nodes.Decl))
+        outputs = tuple(i for i in items if isinstance(i, nodes.Output))
+        return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span)
+
+
+def _op_span(lhs, rhs) -> Span:
+    """The span between two operands: where the operator (and the caret) sits."""
+    a, b = _expr_span(lhs), _expr_span(rhs)
+    return Span(a.end_line, a.end_col, b.line, b.col) if a.end_line == b.line else b
