@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     task = data if isinstance(data, Task) else user_task(data, type(model))
     binding = bind(model, task, config.mapping)
     criterion = _criterion(model, binding, config)
+    _check_grad_checkpoint(model, config)
     stages = build_stages(model, config.scheme, config.steps, config.patience,
                           every_layer=config.every_layer, refine=config.refine,
                           decay=config.decay, shared=config.shared)
@@ -92,6 +94,13 @@ def _criterion(model, binding: Binding, config: TrainConfig) -> Criterion:
                           "--scheme unsupervised or provide targets named after the outputs")
     return Criterion(resolve_loss(config.loss), tuple(binding.targets), unsupervised,
                      config.layer_weights)
+
+
+def _check_grad_checkpoint(model, config: TrainConfig) -> None:
+    if config.grad_checkpoint and "checkpoint" not in inspect.signature(model.forward).parameters:
+        raise ConfigError(f"gradient checkpointing needs `{type(model).__name__}.forward` to "
+                          f"accept `checkpoint=True`; recompile the spec with a compiler that "
+                          f"emits it, or train without --grad-checkpoint")
 
 
 def _fingerprint(model: nn.Module, task: Task, config: TrainConfig) -> dict:
