@@ -53,6 +53,18 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A user-stated `require` / `assume`: `lhs op rhs`, checked per layer where needed."""
+
+    kind: str  # require | assume
+    op: str
+    lhs: Expr
+    rhs: Expr
+    line: int
+    text: str  # the condition as written in the spec
+
+
+@dataclass(frozen=True)
 class DimBinding:
     """Dimension `dim` is read at run time as axis `axis` of symbol `symbol`."""
 
@@ -75,6 +87,7 @@ class Program:
     body: tuple[Assign, ...]
     outputs: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
+    conditions: tuple[Condition, ...] = field(default=())
 
     def symbol(self, name: str) -> Symbol:
         """The declared symbol called `name`."""

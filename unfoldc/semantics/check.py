@@ -14,6 +14,7 @@ from unfoldc import ops
 from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
 from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
+from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
 from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
 from unfoldc.source import Source, Span
@@ -46,10 +47,12 @@ class Checker:
             self._declare(decl)
         body, batched_updates = self._check_body()
         outputs = self._check_outputs()
+        conditions = self._check_conditions()
         self._check_sizes()
         if any(d.is_error for d in self.diags):
             return None, batched_updates
-        return self._program(body, outputs), batched_updates
+        program = self._program(body, outputs)
+        return program.with_(conditions=conditions), batched_updates
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
               notes: tuple[str, ...] = ()) -> None:
@@ -199,6 +202,23 @@ class Checker:
                        help="the update must keep the state's shape")
             return None
         return value
+
+    def _check_conditions(self) -> tuple[IRCondition, ...]:
+        found = []
+        resolve = _resolver(self.dims)
+        for c in self.spec.conditions:
+            lhs, rhs = self.expr(c.lhs, "condition"), self.expr(c.rhs, "condition")
+            if lhs is None or rhs is None:
+                continue
+            for side, node in ((lhs, c.lhs), (rhs, c.rhs)):
+                if side.type.kind != "scalar":
+                    self.error("E0306", f"conditions compare scalars, found a {side.type}",
+                               node.span, f"a {side.type}",
+                               help="compare a norm or an entry, e.g. `opnorm(W) < 1`")
+            text = self.source.line_text(c.span.line)[c.span.col - 1:].split("#")[0].strip()
+            found.append(IRCondition(c.kind, c.op, resolve(lhs), resolve(rhs), c.span.line,
+                                     text))
+        return tuple(found)
 
     # ---- outputs and sizes ----------------------------------------------------------------------
     def _check_outputs(self) -> list[str]:

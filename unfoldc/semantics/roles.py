@@ -18,12 +18,13 @@ ALLOWED: dict[str, set[str]] = {
     "let": _STATIC | {"input", "train"},
     "state": _STATIC | {"input", "train", "state"},
     "body": _STATIC | {"input", "train", "train_per_layer", "state", "temp"},
+    "condition": _STATIC | {"train", "train_per_layer"},
 }
 
 _CONTEXT_NAMES = {
     "param": "a fixed parameter's value", "train": "a trainable's initial value",
     "bound": "a constraint bound", "let": "a `let` value", "state": "a state's initial value",
-    "body": "the layer body",
+    "body": "the layer body", "condition": "a `require` or `assume` condition",
 }
 
 

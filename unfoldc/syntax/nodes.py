@@ -101,6 +101,17 @@ class Decl:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """`require lhs OP rhs` or `assume lhs OP rhs`."""
+
+    kind: str  # require | assume
+    op: str  # < <= > >= ==
+    lhs: Expr
+    rhs: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class Output:
     names: tuple[Name, ...]
     span: Span
@@ -125,3 +136,4 @@ class Spec:
     body: tuple[Stmt, ...]
     num_layers: int
     layers_span: Span
+    conditions: tuple[Condition, ...] = ()

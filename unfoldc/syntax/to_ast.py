@@ -88,7 +88,7 @@ class ToAst(Transformer):
         return nodes.TypeExpr("matrix", (self._dim(d1), self._dim(d2)), _span(meta))
 
     # ---- declarations ---------------------------------------------------------------------------
-    def algorithm(self, meta, name, doc):
+    def algorithm(self, meta, name, doc=None):  # `STRING?` leaves no placeholder
         return ("algorithm", str(name), _string_value(doc) if doc else "", _tspan(name))
 
     def _decl(self, role, meta, name, type_=None, value=None, **kw):
@@ -130,6 +130,15 @@ class ToAst(Transformer):
     def output(self, meta, *names):
         return nodes.Output(tuple(nodes.Name(str(n), _tspan(n)) for n in names), _span(meta))
 
+    def comparison(self, meta, lhs, op, rhs):
+        return (str(op), lhs, rhs, _span(meta))
+
+    def require(self, meta, comp):
+        return nodes.Condition("require", comp[0], comp[1], comp[2], _span(meta))
+
+    def assume(self, meta, comp):
+        return nodes.Condition("assume", comp[0], comp[1], comp[2], _span(meta))
+
     # ---- body -----------------------------------------------------------------------------------
     def update(self, meta, target, value):
         return nodes.Stmt("update", str(target), value, _span(meta), _tspan(target))
@@ -153,7 +162,9 @@ class ToAst(Transformer):
             )
         decls = tuple(i for i in items if isinstance(i, nodes.Decl))
         outputs = tuple(i for i in items if isinstance(i, nodes.Output))
-        return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span)
+        conditions = tuple(i for i in items if isinstance(i, nodes.Condition))
+        return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span,
+                          conditions)
 
 
 def _op_span(lhs, rhs) -> Span:
