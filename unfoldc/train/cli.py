@@ -113,11 +113,9 @@ def _load(spec: str):
 
     try:
         return unfoldc.load(spec)
-    except Exception as exc:
-        # The compiler's own errors are user errors (already rendered); others are bugs.
-        if type(exc).__module__.startswith("unfoldc"):
-            raise _SpecError(str(exc)) from None
-        raise
+    except unfoldc.UserError as exc:
+        # Rendered diagnostics; anything else the compiler raises is its bug and propagates.
+        raise _SpecError(str(exc)) from None
 
 
 def _task(args, model_cls) -> Task:

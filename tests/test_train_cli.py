@@ -1,0 +1,95 @@
+"""`unfoldc train` (the piece in unfoldc/train/cli.py): arguments, outputs, exit codes."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_standin import LearnedISTA
+
+import unfoldc
+from unfoldc.train import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--m", "8", "--n", "16", "--layers", "3", "--steps", "4", "--batch", "8",
+        "--classical-layers", "20", "--no-progress", "--no-plots"]
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="unfoldc train")
+    cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    """A spec file whose `unfoldc.load` yields the stand-in network."""
+    path = tmp_path / "ista.unf"
+    path.write_text("algorithm learned_ista\n")
+    monkeypatch.setattr(unfoldc, "load", lambda p: LearnedISTA)
+    return str(path)
+
+
+def test_trains_and_writes_outputs(spec, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.run(_parse([spec, *FAST, "--scheme", "layerwise", "--out", str(out)])) == 0
+    assert "trained NMSE" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["nmse_db"]) == 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["spec_path"] == spec and config["train"]["scheme"] == "layerwise"
+    assert config["task"]["m"] == 8
+
+
+def test_resume_and_refusal(spec, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli.run(_parse([spec, *FAST, "--out", out])) == 0
+    assert cli.run(_parse([spec, *FAST, "--out", out])) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert cli.run(_parse([spec, *FAST, "--out", out, "--resume"])) == 0
+
+
+def test_user_errors_exit_1_without_traceback(spec, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli.run(_parse([str(tmp_path / "none.unf"), *FAST, "--out", out])) == 1
+    assert "spec file" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, s=np.zeros((4, 16)))
+    assert cli.run(_parse([spec, *FAST, "--data", str(bad), "--out", out])) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "lacks the input array" in err
+    assert "Traceback" not in err
+
+
+def test_user_data_needs_givens(spec, tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((10, 8)), s=np.zeros((10, 16)))
+    assert cli.run(_parse([spec, *FAST, "--data", str(data), "--out", str(tmp_path / "o")])) == 1
+    assert "given(s) `H`" in capsys.readouterr().err
+    np.savez(data, x=np.ones((10, 8)), s=np.ones((10, 16)), H=np.eye(8, 16))
+    assert cli.run(_parse([spec, *FAST, "--data", str(data), "--out", str(tmp_path / "p")])) == 0
+
+
+@pytest.mark.parametrize("argv", [["--p", "2"], ["--steps", "0"], ["--scheme", "greedy"],
+                                  ["--layer-weights", "a,b"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        _parse(["spec.unf", "--out", "o", *argv])
+    assert info.value.code == 2
+
+
+def test_compiler_errors_are_user_errors(tmp_path, capsys):
+    spec = tmp_path / "broken.unf"
+    spec.write_text("algorithm ???\n")
+    assert cli.run(_parse([str(spec), *FAST, "--out", str(tmp_path / "o")])) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_real_ista_spec(tmp_path):
+    out = tmp_path / "run"
+    argv = [str(ROOT / "examples" / "ista.unf"), *FAST, "--scheme", "incremental", "--out",
+            str(out)]
+    assert cli.run(_parse(argv)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["classical_nmse_db"]) == 3

@@ -1,0 +1,58 @@
+"""Two CPU processes (gloo, torchrun's environment variables) train like one process."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from train_standin import LearnedISTA
+
+from unfoldc import train
+
+OPTIONS = {"scheme": "layerwise", "steps": 3, "lr": 1e-2, "batch": 10, "eval_every": 2,
+           "classical_layers": 0, "progress": False}
+
+
+def _task():
+    return train.sparse_recovery(m=10, n=20, p=0.2, seed=2, val_size=8, test_size=8)
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    """What torchrun would start: the environment is the only difference."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    task = _task()
+    model = LearnedISTA(num_layers=3, H=task.givens["A"])
+    result = train.fit(model, task, out=out, **OPTIONS)
+    if rank == 0:
+        torch.save({"state": model.state_dict(), "nmse": result.metrics["nmse_db"]},
+                   os.path.join(out, "rank0.pt"))
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+    out = str(tmp_path / "ddp")
+    mp.start_processes(_worker, args=(2, _free_port(), out), nprocs=2, start_method="spawn")
+    ddp = torch.load(os.path.join(out, "rank0.pt"), weights_only=True)
+    task = _task()
+    single = LearnedISTA(num_layers=3, H=task.givens["A"])
+    result = train.fit(single, task, **OPTIONS)
+    for name, value in single.state_dict().items():
+        assert torch.allclose(ddp["state"][name], value, rtol=1e-10, atol=1e-12), name
+    assert ddp["nmse"] == pytest.approx(result.metrics["nmse_db"], rel=1e-9)
+    assert (tmp_path / "ddp" / "weights.safetensors").is_file()
+
+
+def test_shards_split_the_global_batch():
+    batch = {"x": torch.arange(10.0)[:, None]}
+    parts = [train.distributed.Ranks(r, 3).shard(batch)["x"] for r in range(3)]
+    assert torch.equal(torch.cat(parts), batch["x"])
