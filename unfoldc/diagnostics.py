@@ -37,6 +37,8 @@ CODES = {
     "E0305": "initial value has the wrong shape",
     "E0306": "argument of the wrong kind",
     "E0307": "size cannot be inferred",
+    "E0308": "no closed-form proximal operator",
+    "E0309": "bad learned-network declaration",
     "E0401": "the layer count must be positive",
     "E0402": "the spec has no output",
     "E0403": "the spec has no layer body",
@@ -93,14 +95,17 @@ def render(diag: Diagnostic, source: Source | None, color: bool = False) -> str:
     kind = "error" if diag.is_error else "warning"
     head = _paint(f"{kind}[{diag.code}]", "1;31" if diag.is_error else "1;33", color)
     lines = [f"{head}: {diag.message}"]
+    pad = " " * len(str(max(diag.span.line, 1)))  # the gutter is as wide as the line number
     if source is not None and diag.span.line > 0:
         lines += _excerpt(diag, source, color)
     elif source is not None:
-        lines.append(f" --> {source.name}")
-    lines += [f"   = note: {note}" for note in diag.notes]
+        lines.append(f"{pad}--> {source.name}")
+    trailer = [f"{pad} = note: {note}" for note in diag.notes]
     if diag.help:
-        lines.append(f"   = help: {diag.help}")
-    return "\n".join(lines)
+        trailer.append(f"{pad} = {_paint('help', '1', color)}: {diag.help}")
+    if trailer and source is not None and diag.span.line > 0:
+        lines.append(f"{pad} |")
+    return "\n".join(lines + trailer)
 
 
 def _excerpt(diag: Diagnostic, source: Source, color: bool) -> list[str]:
@@ -116,5 +121,4 @@ def _excerpt(diag: Diagnostic, source: Source, color: bool) -> list[str]:
         f"{pad} |",
         f"{span.line} | {text}",
         f"{pad} | {' ' * (span.col - 1)}{marker}",
-        f"{pad} |",
     ]

@@ -61,6 +61,7 @@ class OpDef:
     infix: bool = False
     elementwise: bool = False  # batched scalar arguments are broadcast to the result's rank
     helper: str = ""  # name of a helper function the generated file must define
+    internal: bool = False  # produced by the compiler only; no spelling in specs
 
 
 OPS: dict[str, OpDef] = {}
@@ -278,11 +279,17 @@ def _axes(t: Type) -> str:
     return {0: "()", 1: "-1", 2: "(-2, -1)"}[t.rank]
 
 
-def _reduction(fmt: str):
+def _reduction(fmt: str, of_scalar: tuple[str, int, int] | None = None):
+    """`fmt` reduces the trailing (unbatched) axes. A scalar has none (`x.sum(dim=())` would
+    sum a batched scalar over the batch): it is itself, or `of_scalar` = (template, its
+    precedence, the precedence its argument needs)."""
     def render(a: list[Code], out: Type):
         x = a[0]
         if x.type.rank == 0:
-            return {"sum": x.text, "mean": x.text}.get(fmt, f"{fmt}({x.text})"), x.prec
+            if of_scalar is None:
+                return x.text, x.prec
+            text, prec, arg_prec = of_scalar
+            return text.format(x=x.at(arg_prec)), prec
         return fmt.format(x=x.at(PREC_ATOM), ax=_axes(x.type)), PREC_ATOM
     return render
 
@@ -390,6 +397,9 @@ def _sym_div(a, b):
     return _fn("ediv")(a, b) if _is_mat(b) else a / b
 
 
+_ABS = ("abs({x})", PREC_ATOM, 0)  # norms of a scalar (builtin abs: numbers and tensors)
+
+
 # ---- the table ----------------------------------------------------------------------------------
 _op("add", "+", (2, 2), broadcast, _infix("+", PREC_ADD), lambda a, b: a + b,
     "sum; a scalar broadcasts", infix=True, elementwise=True)
@@ -420,12 +430,13 @@ _op("inv", "inv", (1, 1), _inv, _call("torch.linalg.inv"), lambda a: sympy.Inver
     "inverse of a square matrix")
 _op("opnorm", "opnorm", (1, 1), _matrix_to_scalar, _call("opnorm"), _fn("opnorm"),
     "spectral norm (largest singular value)", helper="opnorm")
-_op("norm1", "norm1", (1, 1), _reduce, _reduction("{x}.abs().sum(dim={ax})"), _fn("norm1"),
+_op("norm1", "norm1", (1, 1), _reduce, _reduction("{x}.abs().sum(dim={ax})", _ABS), _fn("norm1"),
     "sum of absolute values")
 _op("norm2", "norm2", (1, 1), _reduce,
-    _reduction("torch.linalg.vector_norm({x}, dim={ax})"), _fn("norm2"),
+    _reduction("torch.linalg.vector_norm({x}, dim={ax})", _ABS), _fn("norm2"),
     "Euclidean (vector) or Frobenius (matrix) norm")
-_op("sqnorm", "sqnorm", (1, 1), _reduce, _reduction("{x}.square().sum(dim={ax})"),
+_op("sqnorm", "sqnorm", (1, 1), _reduce,
+    _reduction("{x}.square().sum(dim={ax})", ("{x} ** 2", PREC_POW, PREC_POW + 1)),
     _fn("sqnorm"), "squared Euclidean / Frobenius norm")
 _op("sum", "sum", (1, 1), _reduce, _reduction("{x}.sum(dim={ax})"), _fn("total"),
     "sum of all entries")
@@ -466,11 +477,123 @@ _op("proj_simplex", "proj_simplex", (1, 1), _vector_op("`proj_simplex`"), _call(
     _fn("proj_simplex"), "Euclidean projection onto the probability simplex",
     helper="proj_simplex")
 _op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call("proj_l2ball"),
-    _fn("proj_l2ball"), "projection onto the l2 ball of radius r", elementwise=True,
-    helper="proj_l2ball")
+    _fn("proj_l2ball"), "projection onto the l2 ball of radius r",
+    helper="proj_l2ball")  # not elementwise: the helper itself aligns a batched radius (B,)
+
+# ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
+def _norm_any(dims, args) -> Type:
+    _need("vector|matrix", args[0], 0, "this norm")
+    return SCALAR
+
+
+def _indicator(scalars: int, kinds: str = "vector|matrix"):
+    def rule(dims, args):
+        _need(kinds, args[0], 0, "this indicator")
+        for i in range(1, 1 + scalars):
+            _need("scalar", args[i], i, "this indicator")
+        return SCALAR
+    return rule
+
+
+def _rank_arg(e, i: int):
+    from unfoldc.ir.expr import Const  # local: ops.py must not depend on the IR at import
+
+    if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
+        return int(e.value)
+    raise ShapeError("E0306", "the rank must be a positive integer literal", "not a rank", i,
+                     "e.g. `tsvd_left(Y, 5)`")
+
+
+def _tsvd(dims, args) -> Type:
+    _need("matrix", args[0], 0, "a truncated SVD")
+    return matrix(_t(args[0]).dims[0], _rank_arg(args[1], 1))
+
+
+def _tsvd_right(dims, args) -> Type:
+    _need("matrix", args[0], 0, "a truncated SVD")
+    return matrix(_t(args[0]).dims[1], _rank_arg(args[1], 1))
+
+
+def _pinv(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`pinv`")
+    t = _t(args[0])
+    return matrix(t.dims[1], t.dims[0])
+
+
+def _eigvals(dims, args) -> Type:
+    a = _square(dims, args, 0, "`eigvals`")
+    return vector(a.dims[0])
+
+
+def _net_rule(dims, args) -> Type:
+    """`net(psi, args...)`: the net's signature is carried in its symbol's type (see
+    semantics/nets.py): dims = (arch, in dims..., "->", out dims...)."""
+    sig = _t(args[0]).dims
+    arch, arrow = sig[0], sig.index("->")
+    outs = sig[arrow + 1:]
+    if arch == "conv2d":
+        return matrix(outs[0], outs[1])
+    return vector(outs[0])
+
+
+def _render_net(a: list[Code], out: Type):
+    return f"{a[0].text}({', '.join(x.text for x in a[1:])})", PREC_ATOM
+
+
+def _render_autograd(a: list[Code], out: Type):
+    param, value, at = a
+    return f"autograd_grad(lambda {param.text}: {value.text}, {at.text})", PREC_ATOM
+
+
+def _render_indicator(cond: str):
+    def render(a: list[Code], out: Type):
+        x = a[0]
+        ax = _axes(x.type)
+        test = cond.format(x=x.at(PREC_ATOM), a=[c.text for c in a], ax=ax)
+        return f"indicator({test})", PREC_ATOM
+    return render
+
+
+_op("nucnorm", "nucnorm", (1, 1), _matrix_to_scalar,
+    _reduction("torch.linalg.matrix_norm({x}, ord='nuc')"), _fn("nucnorm"),
+    "nuclear norm (sum of singular values)")
+_op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
+    _call("block_soft"), _fn("block_soft"),
+    "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft")
+_op("ind_box", "ind_box", (3, 3), _indicator(2),
+    _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),
+    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator")
+_op("ind_nonneg", "ind_nonneg", (1, 1), _indicator(0),
+    _render_indicator("({x} >= 0).all(dim={ax})"), _fn("ind_nonneg"),
+    "indicator of the nonnegative orthant", helper="indicator")
+_op("ind_simplex", "ind_simplex", (1, 1), _indicator(0, "vector"),
+    _render_indicator("(({x} >= 0).all(dim={ax})) & (({x}.sum(dim={ax}) - 1).abs() <= 1e-6)"),
+    _fn("ind_simplex"), "indicator of the probability simplex", helper="indicator")
+_op("ind_l2ball", "ind_l2ball", (2, 2), _indicator(1, "vector"),
+    _render_indicator("torch.linalg.vector_norm({x}, dim={ax}) <= {a[1]}"), _fn("ind_l2ball"),
+    "indicator of the l2 ball of radius r", helper="indicator")
+_op("pinv", "pinv", (1, 1), _pinv, _call("torch.linalg.pinv"), _fn("pinv"),
+    "Moore-Penrose pseudo-inverse")
+_op("chol", "chol", (1, 1), lambda d, a: _square(d, a, 0, "`chol`"),
+    _call("torch.linalg.cholesky"), _fn("chol"), "lower Cholesky factor of an SPD matrix")
+_op("eigvals", "eigvals", (1, 1), _eigvals, _call("eigvals"),
+    _fn("eigvals"), "eigenvalues of a symmetric matrix, ascending", helper="eigvals")
+_op("eigvecs", "eigvecs", (1, 1), lambda d, a: _square(d, a, 0, "`eigvecs`"), _call("eigvecs"),
+    _fn("eigvecs"), "eigenvectors (columns) of a symmetric matrix", helper="eigvecs")
+_op("tsvd_left", "tsvd_left", (2, 2), _tsvd, _call("tsvd_left"), _fn("tsvd_left"),
+    "left factor U_r diag(sqrt(s_r)) of the rank-r truncated SVD", helper="tsvd")
+_op("tsvd_right", "tsvd_right", (2, 2), _tsvd_right, _call("tsvd_right"), _fn("tsvd_right"),
+    "right factor V_r diag(sqrt(s_r)): tsvd_left(A, r) @ tsvd_right(A, r).T is the best rank-r "
+    "approximation", helper="tsvd")
+# Internal operators: written by the compiler, never by name in a spec.
+_op("net", "<net>", (2, 9), _net_rule, _render_net, _fn("net"), "apply a learned sub-network",
+    internal=True)
+_op("autograd", "<autograd>", (3, 3), lambda d, a: Type(_t(a[2]).kind, _t(a[2]).dims),
+    _render_autograd, _fn("grad"), "gradient by autograd (symbolic derivation failed)",
+    internal=True, helper="autograd_grad")
 
 # Functions callable by name in a spec (infix operators are written with their symbols).
-FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix} | {
+FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.internal} | {
     "transpose": OPS["transpose"], "I": OPS["eye"]
 }
 FUNCTIONS.pop(".T", None)

@@ -8,9 +8,11 @@ per-sample scalar has shape (B,), so before it meets a batched vector (B, n) or 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from unfoldc import ops
 from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ir.types import SCALAR, Type
 from unfoldc.ops import PREC_ATOM, PREC_NEG, Code
 
 
@@ -49,8 +51,15 @@ class ExprPrinter:
             args = [_align(a, e.type.rank) for a in args]
         if opdef.helper:
             self.helpers.add(opdef.helper)
-        text, prec = opdef.render(args, e.type)
+        text, prec = opdef.render(args, self._spelled(e.type))
         return Code(text, prec, e.type)
+
+    def _spelled(self, t: Type) -> Type:
+        """`t` with its named dimensions spelled as in the generated code (sized operators like
+        `eye(n)` print them; a dimension `K` is renamed so as not to clash with the layer count)."""
+        dims = tuple(self.name_of(Sym(d, SCALAR, "dim")) if isinstance(d, str) else d
+                     for d in t.dims)
+        return replace(t, dims=dims)
 
 
 def _align(a: Code, rank: int) -> Code:

@@ -68,14 +68,140 @@ def proj_l2ball(v, r):
     r = r.unsqueeze(-1) if r.dim() > 0 else r
     return v * torch.clamp(r / torch.clamp(norm, min=torch.finfo(v.dtype).tiny), max=1)
 ''',
+    "positive": '''
+def positive(raw, init):
+    """init * exp(raw): equal to `init` where raw == 0, and > 0 even where exp(raw) underflows."""
+    return torch.clamp(init * torch.exp(raw), min=torch.finfo(raw.dtype).tiny)
+''',
+    "block_soft": '''
+def block_soft(v, t):
+    """Block soft threshold v * max(1 - t / ||v||, 0): the proximal map of t * norm2."""
+    norm = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+    t = torch.as_tensor(t, dtype=v.dtype, device=v.device)
+    t = t.unsqueeze(-1) if t.dim() > 0 else t
+    return v * torch.relu(1 - t / torch.clamp(norm, min=torch.finfo(v.dtype).tiny))
+''',
+    "indicator": '''
+def indicator(inside):
+    """0 where `inside` holds, +inf elsewhere: the value of a set's indicator function."""
+    zero = torch.zeros((), dtype=torch.get_default_dtype(), device=inside.device)
+    return torch.where(inside, zero, torch.full_like(zero, float("inf")))
+''',
+    "eigvals": '''
+def eigvals(a):
+    """Eigenvalues of the symmetric matrix a, ascending."""
+    return torch.linalg.eigvalsh(a)
+''',
+    "eigvecs": '''
+def eigvecs(a):
+    """Orthonormal eigenvectors (columns) of the symmetric matrix a, by ascending eigenvalue."""
+    return torch.linalg.eigh(a).eigenvectors
+''',
+    "tsvd": '''
+def tsvd_left(a, r):
+    """U_r diag(sqrt(s_r)): the left factor of the rank-r truncated SVD of (each) matrix a."""
+    u, sv, _ = torch.linalg.svd(a, full_matrices=False)
+    return u[..., :r] * sv[..., None, :r].sqrt()
+
+
+def tsvd_right(a, r):
+    """V_r diag(sqrt(s_r)), so that tsvd_left(a, r) @ tsvd_right(a, r).mT has rank r."""
+    _, sv, vh = torch.linalg.svd(a, full_matrices=False)
+    return vh[..., :r, :].mT * sv[..., None, :r].sqrt()
+''',
+    "autograd_grad": '''
+def autograd_grad(value, v):
+    """Gradient of the per-sample scalar value(v) at v, by autograd (kept differentiable)."""
+    with torch.enable_grad():
+        leaf = v if v.requires_grad else v.detach().requires_grad_(True)
+        total = value(leaf).sum()
+        (grad,) = torch.autograd.grad(total, leaf, create_graph=torch.is_grad_enabled())
+    return grad
+''',
     "interval": '''
 def interval(raw, init, lo, hi):
     """A value in [lo, hi] equal to `init` exactly where raw == 0 (tanh on either side)."""
     up = init + (hi - init) * torch.tanh(raw)
     down = init + (init - lo) * torch.tanh(raw)
-    return torch.where(raw >= 0, up, down)
+    # Where tanh saturates, `init + (hi - init)` can round one ulp past `hi`.
+    return torch.clamp(torch.where(raw >= 0, up, down), lo, hi)
 ''',
 }
 
 # Fixed order of helpers in generated files (determinism).
+ORDER = tuple(HELPERS)
+
+
+# Learned sub-networks (semantics/nets.py): written into generated files that declare a `net`.
+HELPERS["activations"] = '''
+ACTIVATIONS = {
+    "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+    "gelu": nn.functional.gelu, "elu": nn.functional.elu, "softplus": nn.functional.softplus,
+}
+'''
+HELPERS["init_layers"] = '''
+def init_layers(layers, generator, zero_last):
+    """PyTorch's default uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) init, drawn from `generator`
+    (reproducible from the seed); with zero_last the last layer starts at exactly zero."""
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            if zero_last and i == len(layers) - 1:
+                layer.weight.zero_()
+                layer.bias.zero_()
+                continue
+            bound = layer.weight[0].numel() ** -0.5
+            layer.weight.uniform_(-bound, bound, generator=generator)
+            layer.bias.uniform_(-bound, bound, generator=generator)
+'''
+HELPERS["mlp"] = '''
+class MLP(nn.Module):
+    """Fully connected net: concatenated vector arguments -> hidden layers -> a vector."""
+
+    def __init__(self, sizes, out, hidden, generator, act="relu", residual=False,
+                 zero_last=False):
+        super().__init__()
+        widths = [sum(sizes), *hidden, out]
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.act = ACTIVATIONS[act]
+        self.residual = residual
+        init_layers(self.linears, generator, zero_last)
+
+    def forward(self, *args):
+        batch = torch.broadcast_shapes(*(a.shape[:-1] for a in args))
+        h = torch.cat([a.expand(*batch, a.shape[-1]) for a in args], dim=-1)
+        for i, linear in enumerate(self.linears):
+            h = linear(h)
+            if i < len(self.linears) - 1:
+                h = self.act(h)
+        return args[0] + h if self.residual else h
+'''
+HELPERS["convnet"] = '''
+class ConvNet(nn.Module):
+    """Same-size convolutions over signals (dim 1) or images (dim 2): the arguments are
+    stacked as channels, `depth` layers map them to one output channel."""
+
+    def __init__(self, dim, n_in, channels, kernel, depth, generator, act="relu",
+                 residual=False, zero_last=False):
+        super().__init__()
+        conv = nn.Conv1d if dim == 1 else nn.Conv2d
+        widths = [n_in] + [channels] * (depth - 1) + [1]
+        self.convs = nn.ModuleList(
+            conv(a, b, kernel, padding=kernel // 2) for a, b in zip(widths, widths[1:])
+        )
+        self.dim = dim
+        self.act = ACTIVATIONS[act]
+        self.residual = residual
+        init_layers(self.convs, generator, zero_last)
+
+    def forward(self, *args):
+        d = self.dim
+        batch = torch.broadcast_shapes(*(a.shape[:-d] for a in args))
+        h = torch.stack([a.expand(*batch, *a.shape[-d:]) for a in args], dim=-d - 1)
+        for i, conv in enumerate(self.convs):
+            h = conv(h)
+            if i < len(self.convs) - 1:
+                h = self.act(h)
+        h = h.squeeze(-d - 1)
+        return args[0] + h if self.residual else h
+'''
 ORDER = tuple(HELPERS)

@@ -6,6 +6,8 @@ import builtins
 import keyword
 import re
 
+from unfoldc.codegen.helpers import HELPERS
+
 # Names the generated file itself uses; spec names are renamed around them.
 GENERATED = {
     "torch", "nn", "self", "like", "B", "K", "k", "layer", "history", "num_layers",
@@ -37,7 +39,8 @@ class Namespace:
     """
 
     def __init__(self, reserved: set[str] = frozenset()):
-        self._taken: set[str] = set(GENERATED) | set(reserved) | _MODULE_ATTRS
+        # Helper functions (`fill`, `interval`, ...) are module globals: never shadow them.
+        self._taken: set[str] = set(GENERATED) | set(HELPERS) | set(reserved) | _MODULE_ATTRS
         self._given: dict[str, str] = {}
 
     def name(self, wanted: str) -> str:

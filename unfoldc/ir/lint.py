@@ -35,7 +35,7 @@ def _check_types(e: Expr, where: str) -> None:
 
 def lint(program: Program, after: str = "build") -> Program:
     """Verify `program`; return it unchanged, or raise LintError."""
-    defined = {s.name for s in program.symbols if s.role in ("given", "param", "train")}
+    defined = {s.name for s in program.symbols if s.role in ("given", "param", "train", "net")}
     defined |= {b.dim for b in program.dims}
     phases = (("setup", program.setup), ("prologue", program.prologue), ("body", program.body))
     for phase, assigns in phases:
@@ -47,7 +47,7 @@ def lint(program: Program, after: str = "build") -> Program:
             where = f"after {after}: {phase} `{a.target}` (line {a.line})"
             _check_types(a.value, where)
             for n in walk(a.value):
-                if isinstance(n, Sym) and n.role != "dim" and n.name not in defined:
+                if isinstance(n, Sym) and n.role not in ("dim", "arg") and n.name not in defined:
                     raise LintError(f"{where}: reads `{n.name}` before it is defined")
             defined.add(a.target)
     for o in program.outputs:

@@ -25,6 +25,22 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class NetSpec:
+    """A learned sub-network's architecture (see semantics/nets.py for the options)."""
+
+    arch: str  # mlp | conv1d | conv2d
+    inputs: tuple  # input sizes: one dim per vector argument, (h, w) per image argument
+    outputs: tuple
+    hidden: tuple[int, ...] = ()  # mlp hidden widths
+    channels: int = 16  # conv hidden channels
+    kernel: int = 3
+    depth: int = 2  # conv layers
+    act: str = "relu"
+    residual: bool = False  # net(v) = v + block(v)
+    zero_last: bool = False  # last layer starts at zero: the block contributes nothing
+
+
+@dataclass(frozen=True)
 class Symbol:
     """A declared symbol of the spec."""
 
@@ -36,6 +52,7 @@ class Symbol:
     per_layer: bool = False
     init: Expr | None = None  # initial value (state, param, train)
     constraint: Constraint | None = None
+    net: NetSpec | None = None  # role `net` only
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,7 @@ class Program:
     outputs: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     conditions: tuple[Condition, ...] = field(default=())
+    objective: Expr | None = None  # `minimize ...`, per sample, of states and inputs
 
     def symbol(self, name: str) -> Symbol:
         """The declared symbol called `name`."""

@@ -32,7 +32,9 @@ def _rewrite(e: Expr) -> Expr:
                 c, x = found
                 args = list(e.args)
                 args[i] = x
-                inner = _rewrite(Op("matmul", tuple(args), e.type))
+                # Without `c` the product may be unbatched (`c` a per-sample scalar).
+                batched = any(a.type.batched for a in args)
+                inner = _rewrite(Op("matmul", tuple(args), e.type.with_batched(batched)))
                 return Op("mul", (c, inner), e.type)
     if e.op == "transpose" and isinstance(e.args[0], Op) and e.args[0].op == "transpose":
         return e.args[0].args[0]

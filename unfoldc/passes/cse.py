@@ -22,13 +22,18 @@ def _candidates(body: tuple[Assign, ...]) -> list[tuple[Expr, list[int]]]:
     found: list[tuple[Expr, list[int]]] = []
     for i, a in enumerate(body):
         for e in walk(a.value):
-            if isinstance(e, Op) and not is_trivial(e):
+            # Never lift a subexpression out of an autograd lambda (it reads the lambda's `arg`).
+            if isinstance(e, Op) and not is_trivial(e) and not _reads_arg(e):
                 live[e].append(i)  # twice in one statement counts twice
         for e in [e for e in live if any(s.name == a.target for s in symbols(e))]:
             _finish(e, live.pop(e), found)
     for e, uses in live.items():
         _finish(e, uses, found)
     return found
+
+
+def _reads_arg(e: Expr) -> bool:
+    return any(s.role == "arg" for s in symbols(e))
 
 
 def _finish(e: Expr, uses: list[int], found: list) -> None:

@@ -12,6 +12,7 @@ class NameGen:
     def __init__(self, program: Program):
         self.taken = {s.name for s in program.symbols}
         self.taken |= {a.target for a in program.setup + program.prologue + program.body}
+        self.taken |= {b.dim for b in program.dims}  # a dim `t0` must not meet a temp `t0`
         self.count = 0
 
     def for_expr(self, e: Expr) -> str:

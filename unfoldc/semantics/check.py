@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import keyword
 
 from unfoldc import ops
 from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
@@ -16,14 +15,20 @@ from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
 from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
+from unfoldc.semantics.nets import call_net, declare_net
 from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
+from unfoldc.semantics.usage import unused_values
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
 
 KEYWORDS = {
     "algorithm", "given", "input", "state", "let", "param", "train", "output", "layers",
     "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
+    "require", "assume", "func", "net", "minimize", "residual", "zero_last",
 }
+# Built-ins that are not in the operator table: they take functions, not values.
+SPECIAL_CALLS = ("grad", "prox")
 
 
 class Checker:
@@ -38,21 +43,36 @@ class Checker:
         self.decls: dict[str, nodes.Decl] = {}
         self.symbols: dict[str, Symbol] = {}  # defined so far (declaration order)
         self.dim_names: set[str] = set()
+        self.funcs: dict = {}  # name -> semantics.funcs.Func
+        self.func_scope: dict[str, Sym] = {}  # parameters of the function being checked
+        self.notes: list[str] = []  # facts about the compilation worth a comment in the output
 
     # ---- entry ----------------------------------------------------------------------------------
     def run(self) -> tuple[Program | None, set[str]]:
         """Check everything: the program (None on errors) and the states with batched updates."""
         self._collect_dims()
-        for decl in self.spec.decls:
-            self._declare(decl)
+        items = self.spec.decls + self.spec.funcs + self.spec.nets
+        for item in sorted(items, key=lambda d: (d.span.line, d.span.col)):
+            if isinstance(item, nodes.FuncDecl):
+                if self._claim(item.name, item.name_span, item):
+                    declare_func(self, item)
+            elif isinstance(item, nodes.NetDecl):
+                if self._claim(item.name, item.name_span, item):
+                    sym = declare_net(self, item)
+                    if sym is not None:
+                        self.symbols[item.name] = sym
+            else:
+                self._declare(item)
         body, batched_updates = self._check_body()
         outputs = self._check_outputs()
         conditions = self._check_conditions()
+        objective = self._check_objective()
         self._check_sizes()
         if any(d.is_error for d in self.diags):
             return None, batched_updates
         program = self._program(body, outputs)
-        return program.with_(conditions=conditions), batched_updates
+        return program.with_(conditions=conditions, objective=objective,
+                             notes=tuple(self.notes)), batched_updates
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
               notes: tuple[str, ...] = ()) -> None:
@@ -63,6 +83,9 @@ class Checker:
         for decl in self.spec.decls:
             if decl.type is not None:
                 self.dim_names |= {d.value for d in decl.type.dims if isinstance(d.value, str)}
+        for net in self.spec.nets:
+            self.dim_names |= {d.value for d in net.inputs + net.outputs
+                               if isinstance(d.value, str)}
 
     def _check_name(self, name: str, span: Span) -> bool:
         why = _reserved(name)
@@ -72,13 +95,19 @@ class Checker:
             return False
         return True
 
+    def _claim(self, name: str, span: Span, item) -> bool:
+        """Reserve `name` for a declaration; False (after reporting) if it cannot have it."""
+        if not self._check_name(name, span):
+            return False
+        if name in self.decls or name in self.dim_names:
+            self._redeclared(item)
+            return False
+        self.decls[name] = item
+        return True
+
     def _declare(self, decl: nodes.Decl) -> None:
-        if not self._check_name(decl.name, decl.name_span):
+        if not self._claim(decl.name, decl.name_span, decl):
             return
-        if decl.name in self.decls or decl.name in self.dim_names:
-            self._redeclared(decl)
-            return
-        self.decls[decl.name] = decl
         declared = self._type(decl.type) if decl.type is not None else None
         init = None
         if decl.value is not None:
@@ -157,8 +186,7 @@ class Checker:
             if value is not None:
                 body.append(Assign(stmt.target, value, kind, stmt.span.line))
         for name, sym in self.symbols.items():
-            if sym.role == "state" and name not in {s.target for s in self.spec.body if
-                                                     s.kind == "update"}:
+            if sym.role == "state" and name not in self.assigned_later:
                 self.diags.append(Diagnostic(
                     "W0001", f"state `{name}` is never updated", sym.span, "declared here",
                     help=f"update it in the layer body with `{name} <- ...`, or make it a `let`"))
@@ -171,22 +199,32 @@ class Checker:
             if sym is not None and sym.role == "state":
                 return "update"
             if decl is not None:
-                self.error("E0203", f"cannot update `{stmt.target}`: it is a {decl.role}, not a "
-                           "state", stmt.target_span, f"a {decl.role}",
+                role = _role_of(decl)
+                self.error("E0203", f"cannot update `{stmt.target}`: it is {_a(role)}, not a "
+                           "state", stmt.target_span, _a(role),
                            help=f"declare `state {stmt.target} : ... = ...` to iterate on it")
             else:
+                states = sorted(n for n, s in self.symbols.items() if s.role == "state")
+                close = difflib.get_close_matches(stmt.target, states, n=1, cutoff=0.6)
                 self.error("E0204", f"`{stmt.target}` is not a declared state", stmt.target_span,
-                           "undeclared", help=f"declare it with `state {stmt.target} : TYPE = "
-                           "INIT`, or write `=` for a temporary")
+                           "undeclared", help=f"did you mean `{close[0]}`?" if close else
+                           f"declare it with `state {stmt.target} : TYPE = INIT`, or write `=` "
+                           "for a temporary")
             return None
         if decl is not None:
-            verb = "update it with `<-`" if decl.role == "state" else "it is fixed"
-            self.error("E0203", f"cannot assign to `{stmt.target}`, a {decl.role}: {verb}",
-                       stmt.target_span, f"a {decl.role}",
-                       help=f"use `{stmt.target} <- ...`" if decl.role == "state"
+            role = _role_of(decl)
+            verb = "update it with `<-`" if role == "state" else "it is fixed"
+            self.error("E0203", f"cannot assign to `{stmt.target}`, {_a(role)}: {verb}",
+                       stmt.target_span, _a(role),
+                       help=f"use `{stmt.target} <- ...`" if role == "state"
                        else "assign to a new temporary name instead")
             return None
         if not self._check_name(stmt.target, stmt.target_span):
+            return None
+        if stmt.target in self.dim_names:
+            self.error("E0202", f"`{stmt.target}` is already a dimension", stmt.target_span,
+                       "declared again here", notes=(f"`{stmt.target}` sizes a declared type",),
+                       help="give the temporary another name")
             return None
         return "temp"
 
@@ -223,7 +261,8 @@ class Checker:
     # ---- outputs and sizes ----------------------------------------------------------------------
     def _check_outputs(self) -> list[str]:
         if not self.spec.outputs:
-            self.error("E0402", "the spec has no output", self.spec.layers_span,
+            self.error("E0402", "the spec has no output", self.source.end_position(),
+                       "expected `output NAME`",
                        help="add `output NAME` after the layer body, naming a state")
             return []
         names: list[str] = []
@@ -233,8 +272,8 @@ class Checker:
                 if sym is None:
                     self._unknown(n.id, n.span, "output")
                 elif sym.role not in ("state", "let"):
-                    self.error("E0306", f"`{n.id}` is a {sym.role}; outputs are states or lets",
-                               n.span, f"a {sym.role}")
+                    self.error("E0306", f"`{n.id}` is {_a(sym.role)}; outputs are states or "
+                               "lets", n.span, _a(sym.role))
                 elif n.id in names:
                     self.error("E0202", f"`{n.id}` is output twice", n.span, "again here")
                 else:
@@ -249,7 +288,8 @@ class Checker:
         bound = {d for s in self.symbols.values() if s.role in ("given", "input")
                  for d in s.type.dims}
         for s in self.symbols.values():
-            for d in s.type.dims:
+            dims = s.net.inputs + s.net.outputs if s.net else s.type.dims
+            for d in dims:
                 if isinstance(d, str) and d not in bound and not is_fresh(d):
                     self.error("E0307", f"dimension `{d}` of `{s.name}` is never set",
                                s.span, f"`{d}` unknown", help=f"`{d}` must appear in the type "
@@ -274,7 +314,25 @@ class Checker:
                 return self._call(e, ctx)
         raise TypeError(f"no conversion for AST node {type(e).__name__}")
 
+    def _check_objective(self) -> Expr | None:
+        m = self.spec.objective
+        if m is None:
+            return None
+        value = self.expr(m.value, "objective")
+        if value is not None and value.type.kind != "scalar":
+            self.error("E0306", f"the objective must be a scalar, found a {value.type}",
+                       m.value.span, f"a {value.type}")
+            return None
+        return _resolver(self.dims)(value)
+
     def _name(self, e: nodes.Name, ctx: str) -> Expr | None:
+        if e.id in self.func_scope:
+            return self.func_scope[e.id]
+        if e.id in self.funcs or isinstance(self.symbols.get(e.id), Symbol) and \
+                self.symbols[e.id].role == "net":
+            self.error("E0306", f"`{e.id}` is a function, not a value", e.span,
+                       "call it with arguments", help=f"write `{e.id}(...)`")
+            return None
         if e.id == "I":
             return self._apply("eye", [], e, [])
         if ctx == "body" and e.id in self.body_temps:
@@ -296,8 +354,9 @@ class Checker:
         return role in ALLOWED[ctx]
 
     def _undefined(self, e: nodes.Name, ctx: str) -> None:
-        if e.id in self.decls:  # declared, but further down the file
-            d = self.decls[e.id]
+        later = {d.name: d for d in self.spec.decls if d.name not in self.decls}
+        if e.id in later:  # declared, but further down the file
+            d = later[e.id]
             self.error("E0205", f"`{e.id}` is used before it is defined", e.span,
                        "not defined yet", notes=(f"`{e.id}` is defined at {self.source.name}:"
                                                  f"{d.name_span.line}:{d.name_span.col}",),
@@ -306,7 +365,11 @@ class Checker:
             self.error("E0205", f"temporary `{e.id}` is used before it is assigned", e.span,
                        "not assigned yet", help="assign temporaries before the statements "
                        "that read them")
-        elif e.id in {d.name for d in self.spec.decls}:
+        elif e.id in self.decls and _contains(self.decls[e.id].span, e.span):
+            self.error("E0205", f"`{e.id}` is used in its own definition", e.span,
+                       "not defined yet", help="a value cannot be defined in terms of itself; "
+                       "to iterate on it, make it a `state` and update it in the layer body")
+        elif e.id in self.decls:
             return None  # its own declaration already failed and was reported
         else:
             self._unknown(e.id, e.span, "name")
@@ -320,13 +383,28 @@ class Checker:
                    "declare it with `given`, `input`, `state`, `let`, `param` or `train`")
 
     def _call(self, e: nodes.Call, ctx: str) -> Expr | None:
+        if e.func == "grad":
+            return call_grad(self, e, ctx)
+        if e.func == "prox":
+            return call_prox(self, e, ctx)
         args = [self.expr(a, ctx) for a in e.args]
+        if e.func in self.funcs:
+            return call_func(self, self.funcs[e.func], e, args, ctx) \
+                if all(a is not None for a in args) else None
+        net = self.symbols.get(e.func)
+        if net is not None and net.role == "net":
+            if not self._allowed(net, ctx):
+                self.error("E0207", f"{describe_context(ctx)} cannot use the learned network "
+                           f"`{e.func}`", e.func_span, "a net",
+                           help="learned networks are applied in the layer body")
+                return None
+            return call_net(self, net, e, args) if all(a is not None for a in args) else None
         opdef = ops.FUNCTIONS.get(e.func)
+        if e.func in self.decls and e.func not in self.symbols and e.func not in self.funcs:
+            return None  # a function or net whose declaration failed (already reported)
         if opdef is None or e.func == "I":
-            close = difflib.get_close_matches(e.func, sorted(ops.FUNCTIONS), n=1, cutoff=0.6)
             self.error("E0304", f"unknown operator `{e.func}`", e.func_span, "no such operator",
-                       help=f"did you mean `{close[0]}`?" if close else
-                       "see docs/language.md for the operator library")
+                       help=self._operator_help(e))
             return None
         lo, hi = opdef.arity
         if not lo <= len(args) <= hi:
@@ -336,6 +414,18 @@ class Checker:
                        help=f"{e.func}: {opdef.doc}")
             return None
         return self._apply(opdef.name, args, e, list(e.args))
+
+    def _operator_help(self, e: nodes.Call) -> str:
+        if e.func == "I":
+            return "`I` is the identity with an inferred size; write `eye(n)` to give the size"
+        if e.func in self.decls or e.func in self.dim_names:
+            what = _role_of(self.decls[e.func]) if e.func in self.decls else "dimension"
+            return f"`{e.func}` is {_a(what)}, not a function; write `{e.func} * (...)` or " \
+                f"`{e.func} @ (...)` for a product"
+        names = sorted(set(ops.FUNCTIONS) - {"I"} | set(SPECIAL_CALLS) | set(self.funcs))
+        close = difflib.get_close_matches(e.func, names, n=1, cutoff=0.6)
+        return f"did you mean `{close[0]}`?" if close else \
+            "see docs/language.md for the operator library"
 
     def _apply(self, op: str, args: list, node, arg_nodes: list) -> Expr | None:
         if any(a is None for a in args):
@@ -380,6 +470,25 @@ class Checker:
                        tuple(prologue), tuple(body), tuple(outputs))
 
 
+def _contains(outer: Span, inner: Span) -> bool:
+    return (outer.line, outer.col) <= (inner.line, inner.col) and \
+        (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+
+
+def _role_of(decl) -> str:
+    """The declaring keyword of a declaration, function or network."""
+    if isinstance(decl, nodes.NetDecl):
+        return "net"
+    if isinstance(decl, nodes.FuncDecl):
+        return "func"
+    return decl.role
+
+
+def _a(role: str) -> str:
+    """`a state`, `an input`: the role with its article, for messages."""
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
 def _fold(op: str, args: list) -> Expr | None:
     """Constant-fold arithmetic on numbers, so `1 / 2` is 0.5 in the IR and generated code."""
     if not args or not all(isinstance(a, Const) for a in args):
@@ -410,7 +519,8 @@ def _resolve_symbol(s: Symbol, resolve, dims: DimTable) -> Symbol:
     c = s.constraint
     if c is not None:
         c = Constraint(c.kind, tuple(resolve(b) for b in c.bounds))
-    return Symbol(s.name, s.role, dims.resolve(s.type), s.line, s.span, s.per_layer, init, c)
+    return Symbol(s.name, s.role, dims.resolve(s.type), s.line, s.span, s.per_layer, init, c,
+                  s.net)
 
 
 def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
@@ -428,10 +538,8 @@ def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
 def _reserved(name: str) -> str:
     if name in KEYWORDS:
         return "a keyword of the language"
-    if name in ops.FUNCTIONS or name == "I":
+    if name in ops.FUNCTIONS or name == "I" or name in SPECIAL_CALLS:
         return "a built-in operator"
-    if keyword.iskeyword(name):
-        return "a Python keyword"
     return ""
 
 
@@ -463,7 +571,7 @@ def check(spec: nodes.Spec, source: Source) -> tuple[Program, list[Diagnostic]]:
     if program is None:
         raise UserError(diags, source)
     _assert_closed(program)
-    return program, diags
+    return program, sort_diagnostics(diags + unused_values(spec))
 
 
 def _assert_closed(program: Program) -> None:
@@ -471,5 +579,5 @@ def _assert_closed(program: Program) -> None:
     names = {s.name for s in program.symbols} | {a.target for a in program.body}
     for a in program.setup + program.prologue + program.body:
         for n in walk(a.value):
-            if isinstance(n, Sym) and n.role != "dim" and n.name not in names:
+            if isinstance(n, Sym) and n.role not in ("dim", "arg") and n.name not in names:
                 raise AssertionError(f"IR refers to unknown symbol {n.name}")

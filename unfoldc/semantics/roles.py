@@ -17,14 +17,17 @@ ALLOWED: dict[str, set[str]] = {
     "bound": set(_STATIC),
     "let": _STATIC | {"input", "train"},
     "state": _STATIC | {"input", "train", "state"},
-    "body": _STATIC | {"input", "train", "train_per_layer", "state", "temp"},
+    "body": _STATIC | {"input", "train", "train_per_layer", "state", "temp", "net"},
     "condition": _STATIC | {"train", "train_per_layer"},
+    "func": _STATIC | {"input", "train", "train_per_layer", "arg"},
+    "objective": _STATIC | {"input", "train", "state"},
 }
 
 _CONTEXT_NAMES = {
     "param": "a fixed parameter's value", "train": "a trainable's initial value",
     "bound": "a constraint bound", "let": "a `let` value", "state": "a state's initial value",
     "body": "the layer body", "condition": "a `require` or `assume` condition",
+    "func": "a function body", "objective": "the objective (`minimize`)",
 }
 
 

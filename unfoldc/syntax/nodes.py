@@ -101,6 +101,39 @@ class Decl:
 
 
 @dataclass(frozen=True)
+class FuncDecl:
+    """`func f(a : T, ...) = body`."""
+
+    name: str
+    params: tuple[tuple[str, TypeExpr, Span], ...]
+    body: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class NetDecl:
+    """`net psi : arch(in dims -> out dims, key = value, ...) sharing flags`."""
+
+    name: str
+    arch: str
+    inputs: tuple[Dim, ...]
+    outputs: tuple[Dim, ...]
+    options: tuple[tuple[str, object, Span], ...]
+    per_layer: bool
+    flags: tuple[str, ...]
+    span: Span
+    name_span: Span
+    arch_span: Span
+
+
+@dataclass(frozen=True)
+class Minimize:
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class Condition:
     """`require lhs OP rhs` or `assume lhs OP rhs`."""
 
@@ -137,3 +170,6 @@ class Spec:
     num_layers: int
     layers_span: Span
     conditions: tuple[Condition, ...] = ()
+    funcs: tuple[FuncDecl, ...] = ()
+    nets: tuple[NetDecl, ...] = ()
+    objective: Minimize | None = None

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import functools
+import re
+import sys
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.exceptions import VisitError
+from lark.lexer import PatternStr
 
 from unfoldc.diagnostics import Diagnostic, UserError
 from unfoldc.source import Source, Span
-from unfoldc.syntax import nodes
+from unfoldc.syntax import hints, nodes
 from unfoldc.syntax.to_ast import ToAst
 
-_CLOSERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
+# How expected terminals are named in messages; keywords and punctuation print as themselves.
 _PRETTY = {
     "NAME": "a name", "NUMBER": "a number", "INT": "an integer", "STRING": "a string",
-    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
-    "COLON": "`:`", "EQUAL": "`=`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`",
-    "SLASH": "`/`", "CIRCUMFLEX": "`^`", "DOT": "`.`", "__ANON_0": "`<-`", "$END": "end of file",
+    "COMPARE": "a comparison", "$END": "end of file",
 }
+_MAX_DEPTH = 200  # deeper nesting is reported, not crashed on (the AST builder recurses)
 
 
 def grammar_text() -> str:
@@ -38,14 +40,19 @@ def _parser() -> Lark:
 
 def parse(source: Source) -> nodes.Spec:
     """Parse `source` into an AST, or raise UserError with a located diagnostic."""
-    if not source.text.strip():
+    if not re.sub(r"#[^\n]*", "", source.text).strip():  # nothing but blanks and comments
         raise UserError([Diagnostic("E0101", "the spec is empty", help=_EMPTY_HELP)], source)
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
         raise UserError([_syntax_diagnostic(exc, source)], source) from None
+    _check_depth(source)
     try:
         return ToAst(source).transform(tree)
+    except RecursionError:  # e.g. thousands of terms in one sum: no bracket to point at
+        raise UserError([Diagnostic(
+            "E0102", "this spec is nested too deeply to compile", source.end_position(),
+            help="split long expressions with `let` or temporaries")], source) from None
     except VisitError as exc:  # a callback raised: unwrap it, users never see lark internals
         if isinstance(exc.orig_exc, UserError):
             raise exc.orig_exc from None
@@ -55,17 +62,56 @@ def parse(source: Source) -> nodes.Spec:
 _EMPTY_HELP = "a spec starts with `algorithm NAME`; see examples/ista.unf"
 
 
+def _check_depth(source: Source) -> None:
+    """Reject absurdly nested brackets before the (recursive) AST builder meets them."""
+    depth = 0
+    for m in re.finditer(r"#[^\n]*|\"[^\"\n]*\"|[()\[\]]", source.text):
+        ch = m.group()
+        depth += 1 if ch in "([" else -1 if ch in ")]" else 0
+        if depth > min(_MAX_DEPTH, sys.getrecursionlimit() // 8):
+            line = source.text.count("\n", 0, m.start()) + 1
+            col = m.start() - (source.text.rfind("\n", 0, m.start()) + 1) + 1
+            raise UserError([Diagnostic(
+                "E0102", "brackets are nested too deeply", Span.point(line, col),
+                f"more than {_MAX_DEPTH} levels", help="split the expression with `let` or "
+                "temporaries")], source)
+
+
 def _describe(token: Token) -> str:
     if token.type == "$END":
         return "end of file"
     return f"`{token.value}`"
 
 
+def _pretty(name: str) -> str:
+    if name in _PRETTY:
+        return _PRETTY[name]
+    try:
+        pattern = _parser().get_terminal(name).pattern
+    except KeyError:
+        return f"`{name.lower()}`"
+    return f"`{pattern.value}`" if isinstance(pattern, PatternStr) else f"`{name.lower()}`"
+
+
 def _expected(names) -> str:
-    shown = sorted({_PRETTY.get(n, f"`{n.lower()}`") for n in names if not n.startswith("_")})
+    shown = sorted({_pretty(n) for n in names if not n.startswith("_") or
+                    n.startswith("__ANON")})
     if len(shown) > 8:
         shown = shown[:8] + ["..."]
     return ", ".join(shown)
+
+
+def _arrow_terminal() -> str:
+    """The name lark gave the anonymous `<-` terminal (it depends on the grammar's order)."""
+    return next((t.name for t in _parser().terminals
+                 if isinstance(t.pattern, PatternStr) and t.pattern.value == "<-"), "")
+
+
+def _context(exc: UnexpectedInput, token: Token, source: Source) -> hints.Context:
+    start = len(source.text) if token.type == "$END" else token.start_pos
+    before = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), source.text[:start])
+    expected = frozenset(getattr(exc, "expected", None) or ())
+    return hints.Context(token, expected, before, _arrow_terminal())
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
@@ -73,8 +119,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
         char = source.text[exc.pos_in_stream]
         return Diagnostic(
             "E0105", f"unexpected character `{char}`", Span.point(exc.line, exc.column),
-            label="not part of the language",
-            help="names use letters, digits and `_`; comments start with `#`",
+            label="not part of the language", help=hints.character_help(char),
         )
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
@@ -83,11 +128,19 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
     token = exc.token
     span = Span(token.line, token.column, token.end_line, token.end_column)
     unclosed = _unclosed_bracket(source, token.start_pos)
-    if unclosed is not None and token.type not in ("RPAR", "RSQB"):
+    if unclosed is not None and token.type not in ("RPAR", "RSQB") and (
+            token.line > unclosed[1] or token.type in ("EQUAL", _arrow_terminal())):
         return _unclosed_diagnostic(unclosed, span, token)
+    if unclosed is not None and token.type in ("RPAR", "RSQB") and \
+            _closer(unclosed[0]) != token.value:
+        return _mismatched_diagnostic(unclosed, span, token)
+    curated = hints.curated(_context(exc, token, source))
+    if curated is not None:
+        return curated
     return Diagnostic(
         "E0102", f"unexpected {_describe(token)}", span,
-        label=f"expected {_expected(exc.expected)}", help=_hint_for(token, exc.expected),
+        label=f"expected {_expected(exc.expected)}",
+        help=_hint_for(token, exc.expected),
     )
 
 
@@ -96,19 +149,25 @@ def _eof_diagnostic(exc: UnexpectedInput, source: Source) -> Diagnostic:
     end = source.end_position()
     if unclosed is not None:
         return _unclosed_diagnostic(unclosed, end, None)
+    eof = Token("$END", "", len(source.text), end.line, end.col, end.line, end.col)
+    curated = hints.curated(_context(exc, eof, source))
+    if curated is not None:
+        return curated
     expected = getattr(exc, "expected", None) or []
-    missing_body = "LAYERS" in expected or "layers" in {e.lower() for e in expected}
     return Diagnostic(
         "E0103", "unexpected end of file", end,
         label=f"expected {_expected(expected)}" if expected else "",
-        help="every spec needs a `layers K:` block with at least one statement"
-        if missing_body else "the last declaration or statement is incomplete",
+        help="the last declaration or statement is incomplete",
     )
+
+
+def _closer(opener: str) -> str:
+    return ")" if opener == "(" else "]"
 
 
 def _unclosed_diagnostic(opening: tuple[str, int, int], span: Span, token) -> Diagnostic:
     char, line, col = opening
-    closer = ")" if char == "(" else "]"
+    closer = _closer(char)
     found = f"found {_describe(token)}" if token is not None else "reached end of file"
     return Diagnostic(
         "E0104", f"unclosed `{char}`", Span.point(line, col),
@@ -118,19 +177,33 @@ def _unclosed_diagnostic(opening: tuple[str, int, int], span: Span, token) -> Di
     )
 
 
+def _mismatched_diagnostic(opening: tuple[str, int, int], span: Span, token) -> Diagnostic:
+    char, line, col = opening
+    return Diagnostic(
+        "E0104", f"`{token.value}` does not close the `{char}` at {line}:{col}", span,
+        label=f"expected `{_closer(char)}`",
+        help=f"close `{char}` with `{_closer(char)}`; brackets pair up innermost first",
+    )
+
+
 def _unclosed_bracket(source: Source, upto: int) -> tuple[str, int, int] | None:
-    """The innermost bracket opened before offset `upto` and not closed (comments skipped)."""
+    """The innermost bracket opened before offset `upto` and not closed.
+
+    Comments and string literals are skipped (a docstring may well contain a bracket).
+    """
     stack: list[tuple[str, int, int]] = []
-    line, col, in_comment = 1, 1, False
+    line, col, in_comment, in_string = 1, 1, False, False
     for ch in source.text[:upto]:
         if ch == "\n":
             line, col, in_comment = line + 1, 1, False
             continue
-        if ch == "#":
+        if ch == "#" and not in_string:
             in_comment = True
-        if not in_comment and ch in "([":
+        elif ch == '"' and not in_comment:
+            in_string = not in_string
+        elif not (in_comment or in_string) and ch in "([":
             stack.append((ch, line, col))
-        elif not in_comment and ch in ")]" and stack:
+        elif not (in_comment or in_string) and ch in ")]" and stack:
             stack.pop()
         col += 1
     return stack[-1] if stack else None
@@ -138,10 +211,8 @@ def _unclosed_bracket(source: Source, upto: int) -> tuple[str, int, int] | None:
 
 def _hint_for(token: Token, expected) -> str:
     expected = set(expected)
-    if token.value == "=" and "__ANON_0" in expected:
+    if token.value == "=" and _arrow_terminal() in expected:
         return "states are updated with `<-`; `=` defines a temporary"
-    if token.type == "NAME" and "STAR" in expected:
-        return "write products explicitly, e.g. `mu * x` (juxtaposition is not multiplication)"
     if token.type == "NUMBER" and "INT" in expected:
         return "the number of layers and dimensions are whole numbers"
     return ""

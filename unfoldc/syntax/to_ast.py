@@ -130,6 +130,44 @@ class ToAst(Transformer):
     def output(self, meta, *names):
         return nodes.Output(tuple(nodes.Name(str(n), _tspan(n)) for n in names), _span(meta))
 
+    def func(self, meta, name, params, body):
+        return nodes.FuncDecl(str(name), tuple(params), body, _span(meta), _tspan(name))
+
+    def func_params(self, meta, *params):
+        return list(params)
+
+    def func_param(self, meta, name, type_):
+        return (str(name), type_, _tspan(name))
+
+    def net(self, meta, name, arch, inputs, outputs, options, sharing, *flags):
+        return nodes.NetDecl(str(name), str(arch), inputs, outputs, options,
+                             sharing == "per_layer", tuple(flags), _span(meta), _tspan(name),
+                             _tspan(arch))
+
+    def net_dims(self, meta, *dims):
+        return tuple(self._dim(d) for d in dims)
+
+    def net_options(self, meta, *options):
+        return tuple(o for o in options if o is not None)
+
+    def net_option(self, meta, key, value):
+        return (str(key), value, _span(meta))
+
+    def net_int(self, meta, tok):
+        return int(tok)
+
+    def net_name(self, meta, tok):
+        return str(tok)
+
+    def net_list(self, meta, *items):
+        return tuple(int(i) for i in items if i is not None)
+
+    def net_flag(self, meta, tok):
+        return str(tok)
+
+    def minimize(self, meta, value):
+        return nodes.Minimize(value, _span(meta))
+
     def comparison(self, meta, lhs, op, rhs):
         return (str(op), lhs, rhs, _span(meta))
 
@@ -163,8 +201,11 @@ class ToAst(Transformer):
         decls = tuple(i for i in items if isinstance(i, nodes.Decl))
         outputs = tuple(i for i in items if isinstance(i, nodes.Output))
         conditions = tuple(i for i in items if isinstance(i, nodes.Condition))
+        funcs = tuple(i for i in items if isinstance(i, nodes.FuncDecl))
+        nets = tuple(i for i in items if isinstance(i, nodes.NetDecl))
+        objective = next((i for i in items if isinstance(i, nodes.Minimize)), None)
         return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span,
-                          conditions)
+                          conditions, funcs, nets, objective)
 
 
 def _op_span(lhs, rhs) -> Span:
