@@ -17,7 +17,14 @@ from unfoldc.pipeline import Artifacts, Options, compile_file, compile_source  #
 
 compile = compile_file  # noqa: A001 - the natural name of the public entry point
 
+
+def info(path, dims: dict | None = None, num_layers: int | None = None):
+    """The paradigm report of the spec at `path` (see unfoldc/paradigms.py); `print()` it."""
+    from unfoldc.paradigms import report
+
+    return report(compile_file(path).program, dims, num_layers)
+
 __all__ = [
     "Artifacts", "Diagnostic", "Options", "UserError", "compile", "compile_file",
-    "compile_source", "load", "load_source", "__version__",
+    "compile_source", "info", "load", "load_source", "__version__",
 ]

@@ -38,7 +38,7 @@ def _add_pass_flags(p: argparse.ArgumentParser) -> None:
 def _report_warnings(art) -> None:
     color = use_color(sys.stderr)
     for w in art.warnings:
-        print(render(w, art.source, color), file=sys.stderr)
+        print(render(w, art.source, color) + "\n", file=sys.stderr)
 
 
 def cmd_compile(args) -> int:
@@ -79,6 +79,24 @@ def cmd_graph(args) -> int:
     return EXIT_OK
 
 
+def cmd_info(args) -> int:
+    """Print the paradigm report: symbols, paradigms, parameter counts."""
+    from unfoldc.paradigms import parse_dims, report
+    from unfoldc.pipeline import compile_file
+
+    try:
+        dims = parse_dims(args.dims or "")
+    except ValueError as err:
+        raise UsageError(f"--dims: {err}") from None
+    if args.layers is not None and args.layers < 1:
+        raise UsageError("--layers takes a positive number")
+    art = compile_file(args.spec)
+    _report_warnings(art)
+    rep = report(art.program, dims, args.layers)
+    sys.stdout.write(rep.to_json() + "\n" if args.format == "json" else str(rep))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -103,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pass_flags(p)
     p.set_defaults(run=cmd_graph)
 
+    p = sub.add_parser("info", help="symbols, paradigms and parameter counts of a spec")
+    p.add_argument("spec", help="the .unf file")
+    p.add_argument("--dims", help="sizes for the parameter counts, e.g. m=250,n=500")
+    p.add_argument("--layers", type=int, metavar="K", help="depth (default: the spec's)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=cmd_info)
+
     _add_optional_commands(sub)
     return parser
 
@@ -116,6 +141,11 @@ def _add_optional_commands(sub) -> None:
     p = sub.add_parser("train", help="train a compiled network on a task or data set")
     train_cli.add_arguments(p)
     p.set_defaults(run=train_cli.run)
+    from unfoldc.convergence import cli as check_cli
+
+    p = sub.add_parser("check", help="derive and evaluate the convergence conditions of a spec")
+    check_cli.add_arguments(p)
+    p.set_defaults(run=check_cli.run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         color = use_color(sys.stderr)
         for d in err.diagnostics:
-            print(render(d, err.source, color), file=sys.stderr)
+            print(render(d, err.source, color) + "\n", file=sys.stderr)  # rustc: blank between
         n = sum(d.is_error for d in err.diagnostics)
-        print(f"error: could not compile {getattr(args, 'spec', '')}: "
+        print(f"error: could not compile `{getattr(args, 'spec', '')}`: "
               f"{n} error{'s' * (n != 1)}", file=sys.stderr)
         return EXIT_USER
     except UsageError as err:
@@ -137,10 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unfoldc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except FileNotFoundError as err:
-        print(f"error: cannot read {err.filename}: no such file", file=sys.stderr)
+        print(f"error: no such file or directory: `{err.filename}`", file=sys.stderr)
+        print("  = help: check the path (specs are usually named `NAME.unf`)", file=sys.stderr)
         return EXIT_USER
     except IsADirectoryError as err:
-        print(f"error: {err.filename} is a directory, not a spec file", file=sys.stderr)
+        print(f"error: `{err.filename}` is a directory, not a spec file", file=sys.stderr)
+        return EXIT_USER
+    except PermissionError as err:
+        print(f"error: permission denied: `{err.filename}`", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         return 130

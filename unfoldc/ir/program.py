@@ -106,6 +106,7 @@ class Program:
     notes: tuple[str, ...] = field(default=())
     conditions: tuple[Condition, ...] = field(default=())
     objective: Expr | None = None  # `minimize ...`, per sample, of states and inputs
+    functions: tuple[tuple[str, Expr], ...] = field(default=())  # (name, body) of each `func`
 
     def symbol(self, name: str) -> Symbol:
         """The declared symbol called `name`."""

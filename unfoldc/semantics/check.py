@@ -71,8 +71,9 @@ class Checker:
         if any(d.is_error for d in self.diags):
             return None, batched_updates
         program = self._program(body, outputs)
+        functions = tuple((f.name, f.body) for f in self.funcs.values())
         return program.with_(conditions=conditions, objective=objective,
-                             notes=tuple(self.notes)), batched_updates
+                             notes=tuple(self.notes), functions=functions), batched_updates
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
               notes: tuple[str, ...] = ()) -> None:
@@ -175,6 +176,8 @@ class Checker:
         for stmt in self.spec.body:
             value = self.expr(stmt.value, "body")
             kind = self._check_target(stmt)
+            if kind == "temp" and value is None:
+                temps[stmt.target] = None  # its error is reported; later uses stay quiet
             if value is None or kind is None:
                 continue
             if kind == "update":
