@@ -14,6 +14,7 @@ from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
+from unfoldc.convergence.emit import ConvergenceEmitter
 from unfoldc.ir.expr import Const, Expr, Sym, symbols
 from unfoldc.ir.program import Assign, Program, Symbol
 from unfoldc.ir.types import Type
@@ -69,6 +70,7 @@ class ModuleEmitter:
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
         self.storage = {s.name: self._storage_names(s) for s in self.trainables}
+        self.convergence = ConvergenceEmitter(self)  # docstring section, report method, classes
 
     # ---- naming ---------------------------------------------------------------------------------
     def n(self, name: str) -> str:
@@ -115,6 +117,7 @@ class ModuleEmitter:
             body()
             body()
         self._main_class(body)
+        self.convergence.tail(body)
         head = Writer()
         self._header(head)
         return head.text() + "\n\n" + body.text()
@@ -242,6 +245,7 @@ class ModuleEmitter:
         kwargs = ", ".join(f"{self.n(s.name)}=..." for s in p.by_role("given"))
         w(f"`{self.cls}({kwargs + ', ' if kwargs else ''}num_layers={p.num_layers})` and call "
           f"with `model({', '.join(self.n(s.name) for s in p.by_role('input'))})`.")
+        self.convergence.doc(w)
         w('"""')
         w()
         self._class_attributes(w)
@@ -259,6 +263,7 @@ class ModuleEmitter:
         if p.objective is not None:
             w()
             self._objective(w)
+        self.convergence.method(w)
         w.dedent()
 
     def _class_attributes(self, w: Writer) -> None:
@@ -421,7 +426,8 @@ class ModuleEmitter:
         p = self.p
         pr = self._printer("forward")
         inputs = [self.n(s.name) for s in p.by_role("input")]
-        w(f"def forward(self, {', '.join(inputs + ['*', 'num_layers=None', 'all_layers=False'])}):")
+        flags = ["*", "num_layers=None", "all_layers=False", "checkpoint=False"]
+        w(f"def forward(self, {', '.join(inputs + flags)}):")
         w.indent()
         self._forward_doc(w)
         w("K = self.num_layers if num_layers is None else num_layers")
@@ -446,8 +452,9 @@ class ModuleEmitter:
         for a in inits:
             w(self._origin(a.line))
             w(f"{self.n(a.target)} = {self._state_init(pr, a)}")
+        self._step(w, pr)
         w("history = []")
-        self._loop(w, pr)
+        self._loop(w)
         w("if all_layers:")
         w("    return history")
         w(f"return {self._result()}")
@@ -546,10 +553,21 @@ class ModuleEmitter:
             text = f"{code.at(PREC_ATOM)}[:, {nones}]"
         return f"fill({text}, {shape}, like)"
 
-    def _loop(self, w: Writer, pr: ExprPrinter) -> None:
+    def _carried(self) -> list[str]:
+        """States the body updates, in declaration order: what one layer maps to new values."""
+        updated = {a.target for a in self.p.body if a.kind == "update"}
+        return [self.n(s.name) for s in self.p.by_role("state") if s.name in updated]
+
+    def _step_args(self) -> str:
         per_layer = self.per_layer or self.layer_nets
-        w("for layer in self.layers[:K]:" if per_layer else "for _ in range(K):")
+        return ", ".join((["layer"] if per_layer else []) + self._carried())
+
+    def _step(self, w: Writer, pr: ExprPrinter) -> None:
+        """`step(layer, states...)`: one layer, as a local function (checkpointable)."""
+        w()
+        w(f"def step({self._step_args()}):")
         w.indent()
+        w('"""One layer: the update equations of the spec, in order."""')
         used = {n.name for a in self.p.body for n in symbols(a.value)}
         bound = [s for s in self.per_layer + self.layer_nets if s.name in used]
         if bound:
@@ -566,6 +584,22 @@ class ModuleEmitter:
             else:
                 value = self.expr(pr, a.value)
             w(f"{self.n(a.target)} = {value}")
+        w(f"return {', '.join(self._carried()) or 'None'}")
+        w.dedent()
+        w()
+
+    def _loop(self, w: Writer) -> None:
+        per_layer = self.per_layer or self.layer_nets
+        w("for layer in self.layers[:K]:" if per_layer else "for _ in range(K):")
+        w.indent()
+        carried = self._carried()
+        lhs = ", ".join(carried) + ("," if len(carried) == 1 else "")
+        lhs = lhs if len(carried) != 1 else carried[0]
+        args = self._step_args()
+        w("if checkpoint:  # recompute this layer in the backward pass instead of storing it")
+        w(f"    {lhs} = torch.utils.checkpoint.checkpoint(step, {args}, use_reentrant=False)")
+        w("else:")
+        w(f"    {lhs} = step({args})")
         w("if all_layers:")
         w(f"    history.append({self._result()})")
         w.dedent()
