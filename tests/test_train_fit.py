@@ -11,7 +11,7 @@ from train_standin import LearnedISTA
 from unfoldc import train
 from unfoldc.train.checkpoint import CHECKPOINT
 
-OPTIONS = {"steps": 6, "lr": 1e-2, "batch": 8, "eval_every": 2, "checkpoint_every": 2,
+OPTIONS = {"steps": 6, "lr": 1e-2, "batch": 8, "eval_every": 3, "checkpoint_every": 2,
            "classical_layers": 0, "progress": False}
 
 
@@ -122,7 +122,8 @@ def test_outputs_written(task, tmp_path):
 
 
 def test_trained_beats_untrained(task):
-    result = train.fit(_model(task), task, **{**OPTIONS, "steps": 60, "lr": 3e-2})
+    options = {**OPTIONS, "steps": 40, "lr": 5e-2, "eval_every": 40}
+    result = train.fit(_model(task), task, **options)
     assert result.metrics["nmse_db"][-1] < result.metrics["classical_nmse_db"][-1] - 0.5
 
 
@@ -145,7 +146,7 @@ def test_patience_ends_stage_early(task):
 
     train.fit(_model(task), task, loss=flat, callback=lambda i: steps.append(i.step),
               **{**OPTIONS, "steps": 1000, "patience": 4})
-    assert steps == [1, 2, 3, 4, 5, 6]
+    assert steps == list(range(1, 10))
 
 
 def test_unknown_option_is_named(task):

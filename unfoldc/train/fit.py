@@ -16,7 +16,7 @@ from unfoldc.train import plots
 from unfoldc.train.binding import Binding, bind
 from unfoldc.train.checkpoint import CHECKPOINT, WEIGHTS, load_checkpoint, save_weights
 from unfoldc.train.config import TrainConfig, make_config
-from unfoldc.train.criterion import Criterion
+from unfoldc.train.criterion import Criterion, placement
 from unfoldc.train.distributed import Ranks, setup
 from unfoldc.train.errors import ConfigError
 from unfoldc.train.loop import Trainer
@@ -66,7 +66,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     stages = build_stages(model, config.scheme, config.steps, config.patience,
                           every_layer=config.every_layer, refine=config.refine,
                           decay=config.decay, shared=config.shared)
-    ranks = setup(next(iter(model.buffers()), torch.empty(0)).device)
+    ranks = setup(placement(model)[1])
     torch.manual_seed(config.seed)
     out = None if out is None else Path(out)
     untrained = copy.deepcopy(model)

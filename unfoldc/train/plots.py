@@ -35,13 +35,15 @@ def plot_training(history: list[dict], path: Path) -> None:
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
     steps = [r["step"] for r in history]
-    ax.semilogy(steps, [r["loss"] for r in history], color="C0", label="training loss")
+    lines = ax.semilogy(steps, [r["loss"] for r in history], color="C0", label="training loss")
     ax.set(xlabel="step", ylabel="loss")
     val = [(r["step"], r["val_nmse_db"]) for r in history if "val_nmse_db" in r]
     if val:
         twin = ax.twinx()
-        twin.plot([s for s, _ in val], [v for _, v in val], color="C1", label="validation NMSE")
+        lines += twin.plot([s for s, _ in val], [v for _, v in val], color="C1",
+                           label="validation NMSE")
         twin.set_ylabel("validation NMSE (dB) at the stage's depth")
+    ax.legend(lines, [line.get_label() for line in lines])
     ax.set_title("training curve")
     _save(fig, path)
 
