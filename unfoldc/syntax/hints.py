@@ -145,8 +145,10 @@ def missing_sharing(c: Context) -> Diagnostic | None:
 
 def arrow_in_declaration(c: Context) -> Diagnostic | None:
     """`let L <- ...`: declarations give values with `=`."""
-    if c.token.type == c.arrow and "EQUAL" in c.expected:
-        return _error("E0102", f"unexpected {_UPDATE} in a declaration", c.span, "expected `=`",
+    if (c.token.type == c.arrow or c.token.value == "<") and "EQUAL" in c.expected:
+        span = c.span if c.token.type == c.arrow else \
+            Span(c.span.line, c.span.col, c.span.line, c.span.col + 2)  # lexed as `<` `-`
+        return _error("E0102", f"unexpected {_UPDATE} in a declaration", span, "expected `=`",
                       "declarations use `=`; `<-` updates a state inside the layer body")
     return None
 
@@ -230,11 +232,25 @@ def juxtaposition(c: Context) -> Diagnostic | None:
     return None
 
 
+def missing_operator(c: Context) -> Diagnostic | None:
+    """`s <- s - 0.1 H.T @ r`: a name after an expression was taken as a new statement."""
+    if not c.expected or not c.expected <= {"EQUAL", c.arrow} or c.token.type in c.expected:
+        return None
+    word, span = c.previous_word(), c.previous_word_span()
+    line_start = c.before.rfind("\n", 0, len(c.left) - len(word)) + 1
+    head = c.before[line_start:len(c.left) - len(word)]
+    if not re.search(r"(<-|=).*[\w)]\s*$", head):
+        return None
+    return _error("E0102", f"missing operator before `{word}`", span, "a new statement?",
+                  "write products explicitly, e.g. `0.1 * x`; each statement starts with "
+                  "`NAME <-` or `NAME =`")
+
+
 RULES = (
     missing_header, python_power, transpose_call, missing_layer_count, missing_type_colon,
     missing_dim_comma, round_brackets_in_type, missing_sharing, arrow_in_declaration,
     keyword_as_name, empty_body, statement_outside_body, trailing_comma, indexing,
-    missing_value, juxtaposition,
+    missing_value, missing_operator, juxtaposition,
 )
 
 
