@@ -50,10 +50,11 @@ class Source:
 
     def line_text(self, line: int) -> str:
         """The text of 1-based `line`, without its newline ('' when out of range)."""
-        lines = self.text.splitlines()
-        return lines[line - 1] if 1 <= line <= len(lines) else ""
+        # Split on "\n" only, as the lexer counts lines (splitlines also breaks at \f, \x1c...).
+        lines = self.text.split("\n")
+        return lines[line - 1].rstrip("\r") if 1 <= line <= len(lines) else ""
 
     def end_position(self) -> Span:
         """A point just past the last character: where 'unexpected end of file' is shown."""
-        lines = self.text.splitlines() or [""]
+        lines = self.text.rstrip().split("\n")  # just after the last visible character
         return Span.point(len(lines), len(lines[-1]) + 1)
