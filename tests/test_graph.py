@@ -1,0 +1,122 @@
+"""The iteration graph: symbol and statement nodes, data edges, carry cycles in the rolled graph,
+K unrolled layers with per-layer trainables per layer, goldens of the text and JSON dumps."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import networkx as nx
+import pytest
+from conftest import EXAMPLES
+
+import unfoldc
+from unfoldc.cli import main as cli_main
+from unfoldc.ir.render import render
+
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+
+
+def art(name):
+    return unfoldc.compile(EXAMPLES / f"{name}.unf")
+
+
+def carries(g):
+    return [(u, v) for u, v, k in g.edges(data="kind") if k == "carry"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rolled_graph_nodes_and_carry_cycles(name):
+    a = art(name)
+    g = a.graph()
+    p = a.optimized
+    for s in p.symbols:
+        if s.role in ("given", "input", "param", "train"):
+            assert g.nodes[s.name]["kind"] == s.role
+    for i, stmt in enumerate(p.body):
+        node = g.nodes[f"{i}:{stmt.target}"]
+        assert node["line"] == stmt.line and node["phase"] == "layer"
+    for o in p.outputs:
+        assert g.nodes[f"out:{o}"]["kind"] == "output"
+    assert {k for _, _, k in g.edges(data="kind")} <= {"data", "carry"}
+    updated = {s.target for s in p.body if s.kind == "update"}
+    cycles = list(nx.simple_cycles(g))
+    assert cycles, "a rolled graph has a cycle per carried state"
+    for cycle in cycles:  # every cycle goes through the loop-carried edge
+        pairs = set(zip(cycle, cycle[1:] + cycle[:1]))
+        assert pairs & set(carries(g))
+    # each state updated in the body is carried from its last update
+    sources = {u.split(":", 1)[1] for u, _ in carries(g)}
+    assert sources == updated
+    no_carry = nx.DiGraph([(u, v) for u, v, k in g.edges(data="kind") if k == "data"])
+    assert nx.is_directed_acyclic_graph(no_carry)
+
+
+def test_ista_data_edges():
+    g = art("ista").graph()
+    assert g.edges["HtH", "0:s"]["kind"] == "data"
+    assert g.edges["init:s", "0:s"]["kind"] == "data"
+    assert g.edges["0:s", "0:s"]["kind"] == "carry"  # s <- f(s): a self-loop carry
+    assert g.nodes["HtH"]["hoisted"] and g.nodes["HtH"]["phase"] == "prologue"
+    assert ("mu", "0:s") in g.edges and g.nodes["mu"]["per_layer"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("K", [1, 3])
+def test_unrolled_graph(name, K):
+    a = art(name)
+    g = a.graph(unroll=K)
+    p = a.optimized
+    assert g.graph["unrolled"] == K
+    assert nx.is_directed_acyclic_graph(g)
+    for k in range(K):
+        for i, stmt in enumerate(p.body):
+            assert g.nodes[f"L{k}:{i}:{stmt.target}"]["layer"] == k
+        for s in p.by_role("train"):
+            if s.per_layer:
+                assert g.nodes[f"L{k}:{s.name}"]["per_layer"]
+                assert f"L{k}:{s.name}" in set().union(*(g.predecessors(f"L{k}:{i}:{b.target}")
+                                                          for i, b in enumerate(p.body)))
+    layered = [n for n, d in g.nodes(data=True) if d.get("layer") is not None]
+    per_layer = sum(1 for s in p.by_role("train") if s.per_layer)
+    assert len(layered) == K * (len(p.body) + per_layer)
+    # layer k+1 reads layer k's states through carry edges, never a layer further back
+    for u, v in carries(g):
+        assert g.nodes[v]["layer"] == g.nodes[u]["layer"] + 1
+    for o in p.outputs:
+        (src,) = g.predecessors(f"out:{o}")
+        assert g.nodes[src]["layer"] == K - 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_graph_goldens(name, golden):
+    a = art(name)
+    golden(f"graphs/{name}.txt", render(a.graph(), "text"))
+    golden(f"graphs/{name}.unroll2.json", render(a.graph(unroll=2), "json"))
+
+
+def _cli(*argv) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(list(argv)) == 0
+    return out.getvalue()
+
+
+def test_cli_json_is_networkx_node_link_data():
+    text = _cli("graph", str(EXAMPLES / "admm_lasso.unf"), "--format", "json", "--unroll", "2")
+    data = json.loads(text)
+    try:
+        g = nx.node_link_graph(data, edges="links")
+    except TypeError:  # networkx < 3.4
+        g = nx.node_link_graph(data, link="links")
+    want = art("admm_lasso").graph(unroll=2)
+    assert set(g.nodes) == set(want.nodes) and set(g.edges) == set(want.edges)
+    assert dict(g.nodes(data="kind")) == dict(want.nodes(data="kind"))
+
+
+def test_graph_dumps_are_deterministic():
+    for name in NAMES:
+        assert render(art(name).graph(unroll=2), "json") == render(art(name).graph(unroll=2),
+                                                                   "json")
+        assert render(art(name).graph(), "text") == render(art(name).graph(), "text")
