@@ -26,7 +26,7 @@ def code_of(name: str) -> str:
     return unfoldc.compile(EXAMPLES / f"{name}.unf").code
 
 
-# ---- text -----------------------------------------------------------------------------------------
+# ---- text ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_module_golden(name, golden):
     golden(f"modules/{name}.py.txt", code_of(name))
@@ -88,7 +88,7 @@ def test_labelled_hoisted_block_where_hoisting_applied(name, hoisted):
         assert code.index(label) < code.index("history = []")
 
 
-# ---- the module contract --------------------------------------------------------------------------
+# ---- the module contract -------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", ["ista", "lista", "admm_lasso"])
 def test_dtype_follows_the_givens(name, dtype):
