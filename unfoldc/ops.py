@@ -62,6 +62,9 @@ class OpDef:
     elementwise: bool = False  # batched scalar arguments are broadcast to the result's rank
     helper: str = ""  # name of a helper function the generated file must define
     internal: bool = False  # produced by the compiler only; no spelling in specs
+    # Calls (not infix operators) need a tensor first argument: a number there is printed as a
+    # tensor; `numbers_after_first` says whether the other arguments may stay Python numbers.
+    numbers_after_first: bool = True
 
 
 OPS: dict[str, OpDef] = {}
@@ -318,10 +321,9 @@ def _render_matmul(a: list[Code], out: Type):
 
 
 def _is_transposed(x: Code) -> bool:
-    """True for printed `A.mT` where `A` itself is an atom (so `A` alone is valid code)."""
-    head = x.text[:-3]
-    return x.prec == PREC_ATOM and x.text.endswith(".mT") and all(
-        part.isidentifier() for part in head.split("."))
+    """True for printed `A.mT`: an atom whose last trailer is `.mT`, so `A` is a primary
+    (a name, call, subscription or parenthesized expression) and valid code alone."""
+    return x.prec == PREC_ATOM and x.text.endswith(".mT")
 
 
 def _render_solve(a: list[Code], out: Type):
@@ -457,9 +459,11 @@ _op("log", "log", (1, 1), _same, _call("torch.log"), sympy.log, "natural log, el
 _op("relu", "relu", (1, 1), _same, _call("torch.relu"), _fn("relu"), "max(v, 0), elementwise",
     elementwise=True)
 _op("min", "min", (1, 2), _minmax, _render_minmax("minimum", "amin"), sympy.Min,
-    "smallest entry (one argument) or elementwise minimum (two)", elementwise=True)
+    "smallest entry (one argument) or elementwise minimum (two)", elementwise=True,
+    numbers_after_first=False)
 _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
-    "largest entry (one argument) or elementwise maximum (two)", elementwise=True)
+    "largest entry (one argument) or elementwise maximum (two)", elementwise=True,
+    numbers_after_first=False)
 _op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
     "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True)
 _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),

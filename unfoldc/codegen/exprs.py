@@ -49,6 +49,10 @@ class ExprPrinter:
         args = [self.code(a) for a in e.args]
         if opdef.elementwise:
             args = [_align(a, e.type.rank) for a in args]
+        if not opdef.infix:
+            args = [_tensor(c) if isinstance(a, Const) and (i == 0 or not
+                                                           opdef.numbers_after_first) else c
+                    for i, (a, c) in enumerate(zip(e.args, args))]
         if opdef.helper:
             self.helpers.add(opdef.helper)
         text, prec = opdef.render(args, self._spelled(e.type))
@@ -60,6 +64,11 @@ class ExprPrinter:
         dims = tuple(self.name_of(Sym(d, SCALAR, "dim")) if isinstance(d, str) else d
                      for d in t.dims)
         return replace(t, dims=dims)
+
+
+def _tensor(c: Code) -> Code:
+    """A number as a tensor in the dtype/device of `like` (`torch.sqrt(5)` is an error)."""
+    return Code(f"like.new_tensor({c.text})", PREC_ATOM, c.type)
 
 
 def _align(a: Code, rank: int) -> Code:
