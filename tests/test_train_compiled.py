@@ -64,3 +64,11 @@ def test_compiled_rpca_with_two_outputs():
     assert binding.targets == {"L": "X", "S": "S"} and binding.primary == "L"
     result = train.fit(model, task, scheme="deep-supervision", **{**OPTIONS, "batch": 4})
     assert len(result.metrics["nmse_db"]) == 3
+
+
+def test_gradient_checkpointing_on_compiled_ista(task):
+    cls = _load("ista.unf")
+    runs = [train.fit(cls(num_layers=3, H=task.givens["A"]), task, grad_checkpoint=flag,
+                      **OPTIONS).model.state_dict() for flag in (False, True)]
+    for name, value in runs[0].items():
+        assert torch.allclose(value, runs[1][name], rtol=1e-12, atol=0), name
