@@ -290,13 +290,21 @@ class Checker:
                            span, "size unknown", help="write `eye(n)` with a declared dimension")
         bound = {d for s in self.symbols.values() if s.role in ("given", "input")
                  for d in s.type.dims}
+        # Parameters and nets are built in the constructor: only givens' sizes are known there.
+        built = {d for s in self.symbols.values() if s.role == "given" for d in s.type.dims}
         for s in self.symbols.values():
             dims = s.net.inputs + s.net.outputs if s.net else s.type.dims
-            for d in dims:
+            for d in dict.fromkeys(dims):  # once per name: `mlp[n -> n]` has `n` twice
                 if isinstance(d, str) and d not in bound and not is_fresh(d):
                     self.error("E0307", f"dimension `{d}` of `{s.name}` is never set",
                                s.span, f"`{d}` unknown", help=f"`{d}` must appear in the type "
                                "of a `given` or `input`, which sets it at run time")
+                elif isinstance(d, str) and s.role in ("train", "param", "net") \
+                        and d not in built and not is_fresh(d):
+                    self.error("E0307", f"dimension `{d}` of `{s.name}` is only known when the "
+                               "network is called, but it is built with the network", s.span,
+                               f"`{d}` unknown at construction", help=f"give `{d}` a fixed "
+                               f"size: a `given` with dimension `{d}`, or a number")
 
     # ---- expressions ----------------------------------------------------------------------------
     def expr(self, e: nodes.Expr, ctx: str) -> Expr | None:

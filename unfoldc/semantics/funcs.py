@@ -83,7 +83,8 @@ def _check_roles(ck, result: Expr, e: nodes.Call, ctx: str) -> Expr | None:
         role = "train_per_layer" if s.per_layer else s.role
         if role not in ALLOWED[ctx] and s.role != "arg":
             ck.error("E0207", f"{describe_context(ctx)} cannot call `{e.func}`: it reads "
-                     f"`{s.name}`, a {'per-layer ' if s.per_layer else ''}{s.role}", e.span,
+                     f"`{s.name}`, a {'per-layer ' if s.per_layer else ''}"
+                     f"{'trainable' if s.role == 'train' else s.role}", e.span,
                      "not available here", help="call it inside the layer body")
             return None
     return result
