@@ -1,0 +1,67 @@
+"""Cost of `convergence_report()` relative to one forward pass, for every example.
+
+    python benchmarks/bench_convergence.py [--m 250 --n 500 --batch 256 --threads 1]
+
+Prints, per example, the median wall time of the report and of a forward pass (no grad) and
+their ratio. Sizes above 128 use the power-iteration path of the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import unfoldc
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+
+
+def median_time(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name: str, m: int, n: int, batch: int, repeat: int) -> tuple[float, float]:
+    cls = unfoldc.load(EXAMPLES / f"{name}.unf")
+    g = torch.Generator().manual_seed(0)
+    if cls.GIVENS:
+        model = cls(H=torch.randn(m, n, generator=g) / m ** 0.5)
+        x = torch.randn(batch, m, generator=g)
+    else:  # robust PCA: a batch of small matrices
+        model, x = cls(), torch.randn(batch, 32, 32, generator=g)
+    with torch.no_grad():
+        forward = median_time(lambda: model(x), repeat)
+    report = median_time(model.convergence_report, repeat)
+    return report, forward
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--m", type=int, default=250)
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"H: {args.m} x {args.n}, batch {args.batch}, {args.threads} thread(s), "
+          f"16 layers, float32, torch {torch.__version__}")
+    print(f"{'example':<12} {'report ms':>10} {'forward ms':>11} {'ratio':>7}")
+    for name in NAMES:
+        report, forward = bench(name, args.m, args.n, args.batch, args.repeat)
+        print(f"{name:<12} {1e3 * report:>10.2f} {1e3 * forward:>11.2f} "
+              f"{report / forward:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

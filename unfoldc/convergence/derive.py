@@ -1,0 +1,341 @@
+"""Derive the convergence conditions of a Program from its linearized layer (analyze.py).
+
+Each rule reads the exact Jacobian blocks and the operators found in the layer:
+
+    gradient step   E = v - a G v + ...  (one state, G = sum of positive multiples of
+                    structurally PSD products such as H.T @ H): a > 0, a lambda_max(G) < 2,
+                    and inside a proximal map a lambda_max(G) <= 1 (monotone descent, info);
+    joint step      the same over several states updated from one residual (robust PCA);
+    threshold       soft/svt thresholds and l2-ball radii >= 0, box bounds lo <= hi;
+    coupling        E = A s + B x with a given H mapping s's space to x's: A + B H = I
+                    (holds symbolically for ISTA-like layers; checked per layer for LISTA);
+    penalty         solve(P + c I, ...) with P structurally PSD: c > 0 (ADMM);
+    relaxation      a X + (1 - a) Y: 0 < a < 2;
+    lipschitz       the block bound of the layer map w.r.t. the states (info; the product over
+                    layers below 1 is a contraction certificate);
+    require/assume  the spec's own conditions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from unfoldc.convergence.analyze import Affine, Layer, Unknown, analyze
+from unfoldc.convergence.linear import (
+    ONE,
+    Lin,
+    c_neg,
+    is_zero,
+    lin_of_matrix,
+    mono_psd,
+    ratio_number,
+    simplify,
+    to_sympy,
+)
+from unfoldc.convergence.quantity import QBlock, QEig, QExpr, QInf, QNorm, q_mul, q_symbols
+from unfoldc.ir.expr import Const, Expr, Op, walk
+from unfoldc.ir.pretty import pretty
+from unfoldc.ir.program import Program
+
+THEOREMS = {
+    "step": "gradient step on an L-smooth convex f: averaged (converges) for 0 < a < 2/L "
+            "(descent lemma, Baillon-Haddad)",
+    "descent": "proximal gradient with a <= 1/L decreases the objective monotonically, "
+               "O(1/k) (Beck-Teboulle 2009)",
+    "threshold": "soft/svt/projections are proximal maps (1-Lipschitz) only for thresholds "
+                 ">= 0 and nonempty sets",
+    "coupling": "LISTA weight coupling W2 = I - W1 H is necessary for convergence "
+                "(Chen et al. 2018, LISTA-CP)",
+    "penalty": "ADMM penalty > 0 (Boyd et al. 2011); makes the x-update system positive "
+               "definite",
+    "relaxation": "over-relaxation factor in (0, 2) (Eckstein-Bertsekas 1992)",
+    "lipschitz": "layer bound < 1: the layer is a contraction; product over layers < 1: "
+                 "a contraction certificate (Banach fixed point)",
+    "require": "stated in the spec (require)",
+    "assume": "stated in the spec (assume: a premise about the givens)",
+}
+REQUIRED = {"step", "threshold", "coupling", "penalty", "relaxation", "require", "assume"}
+
+
+@dataclass(frozen=True)
+class QTol:
+    """The coupling tolerance: 10 sqrt(machine epsilon) of the network's dtype."""
+
+    def text(self) -> str:
+        return "tol"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition `lhs op rhs`, evaluated per layer by the generated report."""
+
+    key: str
+    kind: str
+    lhs: object
+    op: str
+    rhs: object
+    line: int
+    note: str = ""
+    premises: tuple[str, ...] = ()
+    written: str = ""  # the spec's own text (require/assume)
+
+    @property
+    def level(self) -> str:
+        return "require" if self.kind in REQUIRED else "info"
+
+    @property
+    def theorem(self) -> str:
+        return THEOREMS[self.kind]
+
+    def text(self) -> str:
+        if self.written:
+            return self.written
+        return f"{self.lhs.text()} {self.op} {self.rhs.text()}"
+
+
+@dataclass
+class Analysis:
+    """The conditions of one program, facts that hold by construction, and what was skipped."""
+
+    program: Program
+    layer: Layer
+    conditions: list[Condition] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, lhs, op: str, rhs, line: int, **kw) -> Condition:
+        base = f"{kind}@{line}"
+        keys = {c.key for c in self.conditions}
+        key, k = base, 2
+        while key in keys:
+            key, k = f"{base}#{k}", k + 1
+        c = Condition(key, kind, lhs, op, rhs, line, **kw)
+        if all(c.text() != o.text() or c.line != o.line for o in self.conditions):
+            self.conditions.append(c)
+        return c
+
+
+def derive(program: Program) -> Analysis:
+    """All conditions of `program` (checked or optimized: the passes do not change them)."""
+    an = Analysis(program, analyze(program))
+    _thresholds(an)
+    _steps(an)
+    _joint_step(an)
+    _couplings(an)
+    _penalties(an)
+    _relaxations(an)
+    _lipschitz(an)
+    for c in program.conditions:
+        an.add(c.kind, QExpr(c.lhs), c.op, QExpr(c.rhs), c.line, written=c.text)
+    return an
+
+
+def _zero() -> QExpr:
+    return QExpr(Const(0.0))
+
+
+# ---- thresholds ---------------------------------------------------------------------------------
+def _thresholds(an: Analysis) -> None:
+    for use in an.layer.prox:
+        if use.op in ("soft", "hard", "svt", "proj_l2ball"):
+            what = "radius" if use.op == "proj_l2ball" else "threshold"
+            an.add("threshold", QExpr(use.params[0]), ">=", _zero(), use.line,
+                   note=f"{use.op} {what}")
+        elif use.op in ("proj_box", "clamp"):
+            an.add("threshold", QExpr(use.params[0]), "<=", QExpr(use.params[1]), use.line,
+                   note=f"{use.op} bounds")
+
+
+# ---- gradient steps -----------------------------------------------------------------------------
+def _split_step(d: Lin) -> tuple[Expr, Lin] | None:
+    """D = a G with G = sum of positive multiples of PSD products; returns (a, G)."""
+    terms = [(m, c) for m, c in d.terms if not is_zero(c)]
+    if not terms:
+        return None
+    terms.sort(key=lambda t: t[0] == ())  # prefer a non-identity term's coefficient as `a`
+    a = simplify(terms[0][1])
+    g = []
+    for m, c in terms:
+        r = ratio_number(c, a)
+        if r is None or not r > 0 or not mono_psd(m):
+            return None
+        g.append((m, Const(float(r))))
+    return a, Lin(tuple(g), d.dim)
+
+
+def _lambda_max(g: Lin):
+    if g.identity_only:
+        return QExpr(Const(sum(c.value for _, c in g.terms)))
+    return QEig(g, "max")
+
+
+def _steps(an: Analysis) -> None:
+    states = an.layer.states
+    for v, line, in_prox in an.layer.steps:
+        mine = [k for k in v.blocks if k in states]
+        if len(mine) != 1:
+            continue
+        j = v.blocks[mine[0]].simplified()
+        d = (Lin.identity(j.dim) + (-j)).simplified()
+        split = _split_step(d)
+        if split is None:
+            continue
+        a, g = split
+        _step_conditions(an, QExpr(a), _lambda_max(g), line, in_prox)
+
+
+def _step_conditions(an: Analysis, a, lam, line: int, in_prox: bool) -> None:
+    an.add("step", a, ">", _zero(), line, note="step size positive")
+    an.add("step", q_mul(a, lam), "<", QExpr(Const(2.0)), line, note="step size below 2/L")
+    if in_prox:
+        an.add("descent", q_mul(a, lam), "<=", QExpr(ONE), line,
+               note="step size at most 1/L")
+
+
+def _joint_step(an: Analysis) -> None:
+    """Several states updated as prox(E_i) from the same layer-start states (Jacobi)."""
+    layer = an.layer
+    args = {}
+    for target, v, line in layer.updates:
+        use = next((u for u in layer.prox if u.line == line and isinstance(u.arg, Affine)), None)
+        e = use.arg if use is not None else v
+        if isinstance(e, Affine) and len([k for k in e.blocks if k in layer.states]) >= 2:
+            args[target] = (e, line, use is not None)
+    group = list(args)
+    if len(group) < 2 or any(set(k for k in e.blocks if k in layer.states) != set(group)
+                             for e, _, _ in args.values()):
+        return
+    entries = {}
+    for i in group:
+        for j in group:
+            lin = args[i][0].blocks[j].simplified()
+            d = ((Lin.identity(lin.dim) if i == j else Lin((), lin.dim)) + (-lin)).simplified()
+            if not d.identity_only:
+                an.notes.append("joint gradient step with non-scalar blocks: not checked")
+                return
+            entries[i, j] = d.coef(())
+    nonzero = [c for c in entries.values() if not is_zero(c)]
+    if not nonzero:
+        return
+    a = simplify(nonzero[0])
+    ratios = [[ratio_number(entries[i, j], a) if not is_zero(entries[i, j]) else 0
+               for j in group] for i in group]
+    if any(r is None for row in ratios for r in row):
+        return
+    g = sympy.Matrix(ratios)
+    if g != g.T or any(ev < 0 for ev in g.eigenvals()):
+        return
+    lam = QExpr(Const(float(max(g.eigenvals()))))
+    line = max(args[i][1] for i in group)
+    _step_conditions(an, QExpr(a), lam, line, all(args[i][2] for i in group))
+
+
+# ---- LISTA coupling ------------------------------------------------------------------------------
+def _couplings(an: Analysis) -> None:
+    p = an.program
+    inputs = {s.name: s for s in p.by_role("input")}
+    for v, line, _ in an.layer.steps:
+        st = [k for k in v.blocks if k in an.layer.states]
+        xs = [k for k in v.blocks if k in inputs]
+        if len(st) != 1 or len(xs) != 1 or v.opaque:
+            continue
+        s_t, x_t = p.symbol(st[0]).type, inputs[xs[0]].type
+        if s_t.kind != "vector" or x_t.kind != "vector":
+            continue
+        ops_ = [g for g in p.by_role("given") if g.type.kind == "matrix"
+                and g.type.dims == (x_t.dims[0], s_t.dims[0])]
+        if len(ops_) != 1:
+            continue
+        from unfoldc.ir.expr import Sym
+
+        h = Sym(ops_[0].name, ops_[0].type, "given")
+        js, jx = v.blocks[st[0]].simplified(), v.blocks[xs[0]].simplified()
+        resid = (js + jx.rmul(h) + (-Lin.identity(js.dim))).simplified()
+        form = f"{js.text()} + ({jx.text()}) @ {h.name} = I"
+        if not resid.terms:
+            an.facts.append(f"line {line}: coupling {form} holds by construction")
+        else:
+            an.add("coupling", QNorm(resid), "<=", QTol(), line,
+                   note=f"coupling residual of {form}")
+
+
+# ---- ADMM penalties and relaxation ---------------------------------------------------------------
+def _penalties(an: Analysis) -> None:
+    for a, line in an.layer.solves:
+        lin = lin_of_matrix(a, a.type.dims[0])
+        if lin is None:
+            continue
+        lin = lin.simplified()
+        c = lin.coef(())
+        rest = [(m, k) for m, k in lin.terms if m != ()]
+        if is_zero(c) or not rest:
+            continue
+        if not all(mono_psd(m) and to_sympy(k).is_number and to_sympy(k) > 0 for m, k in rest):
+            continue
+        if to_sympy(c).is_number:
+            continue
+        an.add("penalty", QExpr(c), ">", _zero(), line, note="penalty positive")
+
+
+def _relaxations(an: Analysis) -> None:
+    for e, line in an.layer.raw:
+        for node in walk(e):
+            a = _relaxation_factor(node)
+            if a is not None:
+                an.add("relaxation", QExpr(a), ">", _zero(), line, note="relaxation factor")
+                an.add("relaxation", QExpr(a), "<", QExpr(Const(2.0)), line,
+                       note="relaxation factor")
+
+
+def _relaxation_factor(node) -> Expr | None:
+    if not (isinstance(node, Op) and node.op == "add"):
+        return None
+    left, right = node.args
+    for x, y in ((left, right), (right, left)):
+        if _is_mul(x) and _is_mul(y):
+            a = x.args[0]
+            one_minus = y.args[0]
+            if (a.type.kind == "scalar" and isinstance(one_minus, Op) and one_minus.op == "sub"
+                    and one_minus.args[0] == ONE and one_minus.args[1] == a):
+                return a
+    return None
+
+
+def _is_mul(e) -> bool:
+    return isinstance(e, Op) and e.op == "mul"
+
+
+# ---- the layer bound -----------------------------------------------------------------------------
+def _lipschitz(an: Analysis) -> None:
+    layer = an.layer
+    if not layer.states:
+        return
+    for s in layer.states:
+        v = layer.values[s]
+        if isinstance(v, Unknown):
+            an.notes.append(f"no Lipschitz bound for `{s}`: {v.reason}")
+    unknown = [v for v in layer.values.values() if isinstance(v, Unknown)]
+    rows = ((QInf(unknown[0].reason),),) if unknown else tuple(tuple(r) for r in layer.rows())
+    premises = tuple(c.key for c in an.conditions if c.kind == "threshold")
+    line = max(line for _, _, line in layer.updates) if layer.updates else 0
+    an.add("lipschitz", QBlock(rows), "<", QExpr(ONE), line, premises=premises,
+           note="Lipschitz bound of the layer w.r.t. " + ", ".join(layer.states))
+
+
+def reads(c: Condition):
+    """The IR symbols a condition's two sides read."""
+    return q_symbols(c.lhs) | q_symbols(c.rhs)
+
+
+def symbolic_text(an: Analysis) -> list[str]:
+    """The conditions as readable lines (docstrings, `unfoldc check` without data)."""
+    src = an.program.source_name
+    out = [f"[{c.level}] {src}:{c.line} {c.kind}: {c.text()}" for c in an.conditions]
+    out += [f"[fact] {f}" for f in an.facts]
+    out += [f"[skipped] {n}" for n in an.notes]
+    return out
+
+
+__all__ = ["Analysis", "Condition", "QTol", "derive", "pretty", "symbolic_text", "c_neg"]

@@ -1,0 +1,346 @@
+"""Linear operators as combinations of matrix products, and scalar coefficient arithmetic.
+
+    Lin := sum_k coef_k * (F_k1 @ F_k2 @ ... @ F_kr)      (r = 0: the identity)
+
+A `Lin` is the exact Jacobian block of an affine expression with respect to one state (or
+input): `s - mu * H.T @ (H @ s - x)` has the block `1 * I + (-mu) * (H.T @ H)` for `s` and
+`mu * H.T` for `x`. Coefficients are scalar IR expressions; factors are state-free IR matrices.
+Products are kept flat (`H.T @ H` is the two factors `H.T`, `H`) so that equal monomials merge
+and structure (symmetry, positive semidefiniteness) can be read off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from unfoldc import ops
+from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ir.pretty import pretty
+from unfoldc.ir.types import SCALAR, Type, matrix
+
+Monomial = tuple[Expr, ...]
+ONE, ZERO = Const(1.0), Const(0.0)
+
+
+# ---- scalar coefficients (IR expressions, lightly simplified) -----------------------------------
+def c_mul(a: Expr, b: Expr) -> Expr:
+    if a == ONE:
+        return b
+    if b == ONE:
+        return a
+    if ZERO in (a, b):
+        return ZERO
+    if isinstance(a, Const) and isinstance(b, Const):
+        return Const(a.value * b.value)
+    return Op("mul", (a, b), SCALAR)
+
+
+def c_neg(a: Expr) -> Expr:
+    if isinstance(a, Const):
+        return Const(-a.value)
+    if isinstance(a, Op) and a.op == "neg":
+        return a.args[0]
+    return Op("neg", (a,), SCALAR)
+
+
+def c_add(a: Expr, b: Expr) -> Expr:
+    if a == ZERO:
+        return b
+    if b == ZERO:
+        return a
+    if isinstance(a, Const) and isinstance(b, Const):
+        return Const(a.value + b.value)
+    if isinstance(b, Op) and b.op == "neg":
+        return Op("sub", (a, b.args[0]), SCALAR)
+    return Op("add", (a, b), SCALAR)
+
+
+def c_div(a: Expr, b: Expr) -> Expr:
+    if b == ONE:
+        return a
+    return Op("div", (a, b), SCALAR)
+
+
+def to_sympy(e: Expr, table: dict | None = None) -> sympy.Expr:
+    """A scalar IR expression as sympy; non-scalar subterms become opaque symbols.
+
+    `table`, when given, collects sympy symbol -> IR expression (for `from_sympy`).
+    """
+    if isinstance(e, Const):
+        v = float(e.value)
+        return sympy.Integer(int(v)) if v.is_integer() else sympy.Rational(repr(v))
+    if isinstance(e, Op) and e.type.kind == "scalar" and e.op in _SYMPY_OPS and all(
+            a.type.kind == "scalar" for a in e.args):
+        return ops.OPS[e.op].sympy(*(to_sympy(a, table) for a in e.args))
+    name = e.name if isinstance(e, Sym) and e.type.kind == "scalar" else f"[{pretty(e)}]"
+    sym = sympy.Symbol(name, real=True)
+    if table is not None:
+        table[sym] = e
+    return sym
+
+
+_SYMPY_OPS = {"add", "sub", "mul", "div", "neg", "pow", "abs", "sqrt", "exp", "log"}
+
+
+def from_sympy(s: sympy.Expr, table: dict) -> Expr | None:
+    """Back to IR for sums, products, powers, numbers and symbols of `table`; else None."""
+    if s in table:
+        return table[s]
+    if s.is_Number:
+        return Const(float(s)) if s.is_finite else None
+    args = [from_sympy(a, table) for a in s.args]
+    if any(a is None for a in args):
+        return None
+    if isinstance(s, sympy.Add):
+        out = args[0]
+        for a in args[1:]:
+            out = c_add(out, a)
+        return out
+    if isinstance(s, sympy.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = c_mul(out, a)
+        return _tidy_sign(out)
+    if isinstance(s, sympy.Pow):
+        if s.exp == -1:
+            return c_div(ONE, args[0])
+        return Op("pow", (args[0], args[1]), SCALAR)
+    if isinstance(s, sympy.Abs):
+        return Op("abs", (args[0],), SCALAR)
+    return None
+
+
+def _tidy_sign(e: Expr) -> Expr:
+    """`-1 * x` -> `-x`."""
+    if isinstance(e, Op) and e.op == "mul" and e.args[0] == Const(-1.0):
+        return c_neg(e.args[1])
+    return e
+
+
+def simplify(c: Expr) -> Expr:
+    """A coefficient simplified by sympy (`1 - (1 - mu)` -> `mu`); unchanged if it cannot."""
+    if isinstance(c, Const | Sym):
+        return c
+    table: dict = {}
+    s = sympy.simplify(to_sympy(c, table))
+    back = from_sympy(s, table)
+    return back if back is not None else c
+
+
+def is_zero(c: Expr) -> bool:
+    return c == ZERO or sympy.simplify(to_sympy(c)) == 0
+
+
+def ratio_number(a: Expr, b: Expr) -> sympy.Expr | None:
+    """a / b when it is a plain number (e.g. `2 * mu` over `mu`), else None."""
+    q = sympy.simplify(to_sympy(a) / to_sympy(b))
+    return q if q.is_number and q.is_finite else None
+
+
+def from_number(q: sympy.Expr) -> Const:
+    return Const(float(q))
+
+
+# ---- matrix factors ----------------------------------------------------------------------------
+def transpose(e: Expr) -> Expr:
+    if isinstance(e, Op) and e.op == "transpose":
+        return e.args[0]
+    if isinstance(e, Op) and e.op == "eye" or getattr(e, "symmetric", False):
+        return e
+    t = e.type
+    return Op("transpose", (e,), matrix(t.dims[1], t.dims[0]) if t.kind == "matrix" else t)
+
+
+def split_scalar(e: Expr) -> tuple[Expr, Expr]:
+    """(c, M) with e = c * M, pulling scalar factors out of a matrix expression."""
+    if isinstance(e, Op) and e.op == "mul" and e.type.kind == "matrix":
+        a, b = e.args
+        if a.type.kind == "scalar":
+            c, m = split_scalar(b)
+            return c_mul(a, c), m
+        if b.type.kind == "scalar":
+            c, m = split_scalar(a)
+            return c_mul(b, c), m
+    if isinstance(e, Op) and e.op == "div" and e.args[1].type.kind == "scalar" \
+            and e.type.kind == "matrix":
+        c, m = split_scalar(e.args[0])
+        return c_div(c, e.args[1]), m
+    if isinstance(e, Op) and e.op == "neg" and e.type.kind == "matrix":
+        c, m = split_scalar(e.args[0])
+        return c_neg(c), m
+    if isinstance(e, Op) and e.op == "transpose":
+        c, m = split_scalar(e.args[0])
+        return c, transpose(m)
+    if isinstance(e, Op) and e.op == "matmul" and all(a.type.kind == "matrix" for a in e.args):
+        (ca, ma), (cb, mb) = split_scalar(e.args[0]), split_scalar(e.args[1])
+        return c_mul(ca, cb), Op("matmul", (ma, mb), e.type)
+    return ONE, e
+
+
+def flatten(e: Expr) -> Monomial:
+    """The factors of a matrix product, with transposes pushed to the leaves."""
+    if isinstance(e, Op) and e.op == "matmul" and all(a.type.kind == "matrix" for a in e.args):
+        return flatten(e.args[0]) + flatten(e.args[1])
+    if isinstance(e, Op) and e.op == "transpose" and isinstance(e.args[0], Op) \
+            and e.args[0].op == "matmul" and e.args[0].type.kind == "matrix":
+        a, b = e.args[0].args
+        return flatten(transpose(b)) + flatten(transpose(a))
+    if isinstance(e, Op) and e.op == "eye":
+        return ()
+    return (e,)
+
+
+def mono_transpose(m: Monomial) -> Monomial:
+    return tuple(transpose(f) for f in reversed(m))
+
+
+def mono_psd(m: Monomial) -> bool:
+    """Structurally positive semidefinite: B.T @ B, or B.T @ P @ B with P so."""
+    if not m:
+        return True
+    if len(m) == 1:
+        return _psd_factor(m[0])
+    return m[0] == transpose(m[-1]) and mono_psd(m[1:-1])
+
+
+def _psd_factor(f: Expr) -> bool:
+    if isinstance(f, Op) and f.op == "inv":
+        return mono_psd(flatten(f.args[0])) or _psd_sum(f.args[0])
+    return _psd_sum(f)
+
+
+def _psd_sum(f: Expr) -> bool:
+    """`A.T @ A + c * I` shapes with positive numeric c (no trainables inside)."""
+    if isinstance(f, Op) and f.op == "add":
+        return all(_psd_sum(a) for a in f.args)
+    if isinstance(f, Op) and f.op == "mul" and isinstance(f.args[0], Const):
+        return f.args[0].value >= 0 and _psd_sum(f.args[1])
+    flat = flatten(f)
+    return len(flat) >= 2 and mono_psd(flat)
+
+
+def mono_expr(m: Monomial, dim) -> Expr:
+    """The product as one IR matrix expression (the identity needs its size `dim`)."""
+    if not m:
+        return eye(dim)
+    out = m[0]  # noqa: SIM108
+    for f in m[1:]:
+        out = Op("matmul", (out, f), matrix(out.type.dims[0], f.type.dims[1]))
+    return out
+
+
+def eye(dim) -> Expr:
+    arg = Const(float(dim)) if isinstance(dim, int) else Sym(dim, SCALAR, "dim")
+    return Op("eye", (arg,), matrix(dim, dim))
+
+
+# ---- the operators -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lin:
+    """sum of coef * product-of-factors; `dim` sizes the identity (the state's row dim)."""
+
+    terms: tuple[tuple[Monomial, Expr], ...]
+    dim: object = None
+
+    @staticmethod
+    def identity(dim) -> Lin:
+        return Lin((((), ONE),), dim)
+
+    def __add__(self, other: Lin) -> Lin:
+        merged: dict[Monomial, Expr] = dict(self.terms)
+        for m, c in other.terms:
+            merged[m] = c_add(merged[m], c) if m in merged else c
+        return Lin(tuple(merged.items()), self.dim if self.dim is not None else other.dim)
+
+    def scale(self, c: Expr) -> Lin:
+        return Lin(tuple((m, c_mul(c, k)) for m, k in self.terms), self.dim)
+
+    def __neg__(self) -> Lin:
+        return Lin(tuple((m, c_neg(k)) for m, k in self.terms), self.dim)
+
+    def lmul(self, a: Expr) -> Lin:
+        """a @ self (a a state-free matrix)."""
+        c, a = split_scalar(a)
+        f = flatten(a)
+        return Lin(tuple((f + m, c_mul(c, k)) for m, k in self.terms), self.dim)
+
+    def rmul(self, a: Expr) -> Lin:
+        """self @ a."""
+        c, a = split_scalar(a)
+        f = flatten(a)
+        return Lin(tuple((m + f, c_mul(c, k)) for m, k in self.terms), self.dim)
+
+    def simplified(self) -> Lin:
+        """Equal monomials merged, zero coefficients dropped, coefficients simplified."""
+        merged = Lin((), self.dim) + self
+        terms = [(m, simplify(c)) for m, c in merged.terms if not is_zero(c)]
+        terms.sort(key=lambda t: (len(t[0]), [pretty(f) for f in t[0]]))  # canonical order
+        return Lin(tuple(terms), self.dim)
+
+    @property
+    def identity_only(self) -> bool:
+        return all(m == () for m, _ in self.terms)
+
+    def coef(self, m: Monomial) -> Expr:
+        return next((c for k, c in self.terms if k == m), ZERO)
+
+    def expr(self) -> Expr:
+        """The operator as one IR matrix expression."""
+        out = None
+        for m, c in sorted(self.terms, key=_identity_first_unless_negative):
+            term = mono_expr(m, self.dim)
+            negative = out is not None and _negative(c)
+            k = c_neg(c) if negative else c
+            term = term if k == ONE else Op("mul", (k, term), term.type)
+            out = term if out is None else Op("sub" if negative else "add", (out, term),
+                                              term.type)
+        if out is None:
+            return Op("mul", (ZERO, eye(self.dim)), matrix(self.dim, self.dim))
+        return out
+
+    def text(self) -> str:
+        if not self.terms:
+            return "0"
+        if self.identity_only and len(self.terms) == 1:
+            return pretty(self.terms[0][1])
+        return pretty(self.expr()).replace(f"eye({self.dim})", "I")
+
+
+def lin_of_matrix(e: Expr, dim) -> Lin | None:  # noqa: C901 - one case per operator
+    """A state-free matrix expression written as a Lin (for `solve(H.T @ H + beta * I, ...)`)."""
+    if isinstance(e, Op) and e.op in ("add", "sub") and e.type.kind == "matrix":
+        a, b = (lin_of_matrix(x, dim) for x in e.args)
+        if a is None or b is None:
+            return None
+        return a + (b if e.op == "add" else -b)
+    if isinstance(e, Op) and e.op == "mul" and e.type.kind == "matrix":
+        c, m = e.args if e.args[0].type.kind == "scalar" else e.args[::-1]
+        inner = lin_of_matrix(m, dim) if c.type.kind == "scalar" else None
+        return inner.scale(c) if inner is not None else None
+    if isinstance(e, Op) and e.op == "neg":
+        inner = lin_of_matrix(e.args[0], dim)
+        return -inner if inner is not None else None
+    if e.type.kind != "matrix":
+        return None
+    return Lin(((flatten(e), ONE),), dim)
+
+
+def _identity_first_unless_negative(term) -> int:
+    """`I - mu * G` and `W2 + W1 @ H - I` read better than `-I + ...`."""
+    m, c = term
+    return 1 if m else (2 if _negative(c) else 0)
+
+
+def _negative(c: Expr) -> bool:
+    return isinstance(c, Op) and c.op == "neg" or isinstance(c, Const) and c.value < 0
+
+
+def lin_of(a: Expr) -> Lin:
+    """The state-free matrix `a` as a one-term Lin."""
+    return Lin((((), ONE),)).lmul(a)
+
+
+def is_scalar(t: Type) -> bool:
+    return t.kind == "scalar"

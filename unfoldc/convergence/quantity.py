@@ -1,0 +1,144 @@
+"""Scalar quantities that conditions compare: IR scalars, operator norms, sums and products.
+
+    Q := QExpr(scalar IR expr) | QNorm(Lin) | QEig(Lin, which) | QSum(Q, ...) | QProd(Q, ...)
+       | QAbs(Q) | QInf
+
+They are evaluated by the generated `convergence_report()` (see emit.py) on the network's
+current parameters; `text` gives the readable symbolic form printed in docstrings and by
+`unfoldc check`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unfoldc.convergence.linear import Lin
+from unfoldc.ir.expr import Const, Expr, Sym, symbols
+from unfoldc.ir.pretty import pretty
+
+
+@dataclass(frozen=True)
+class QExpr:
+    expr: Expr
+
+    def text(self) -> str:
+        return pretty(self.expr)
+
+
+@dataclass(frozen=True)
+class QNorm:
+    """Spectral norm of a linear operator (|c| when it is c * I)."""
+
+    lin: Lin
+
+    def text(self) -> str:
+        if self.lin.identity_only and len(self.lin.terms) <= 1:
+            return f"|{self.lin.text()}|"
+        return f"||{self.lin.text()}||"
+
+
+@dataclass(frozen=True)
+class QEig:
+    """Largest (`max`) or smallest (`min`) eigenvalue of a symmetric operator."""
+
+    lin: Lin
+    which: str
+
+    def text(self) -> str:
+        return f"lambda_{self.which}({self.lin.text()})"
+
+
+@dataclass(frozen=True)
+class QBlock:
+    """Spectral norm of a square matrix of nonnegative scalar bounds (the block bound)."""
+
+    rows: tuple[tuple[object, ...], ...]
+
+    def text(self) -> str:
+        if len(self.rows) == 1:
+            return self.rows[0][0].text()
+        inner = "; ".join(", ".join(q.text() for q in r) for r in self.rows)
+        return f"||[{inner}]||"
+
+
+@dataclass(frozen=True)
+class QSum:
+    parts: tuple[object, ...]
+
+    def text(self) -> str:
+        return " + ".join(p.text() for p in self.parts)
+
+
+@dataclass(frozen=True)
+class QProd:
+    parts: tuple[object, ...]
+
+    def text(self) -> str:
+        return " * ".join(_paren(p) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class QInf:
+    reason: str
+
+    def text(self) -> str:
+        return f"inf ({self.reason})"
+
+
+Q = QExpr | QNorm | QEig | QBlock | QSum | QProd | QInf
+ZERO_Q, ONE_Q = QExpr(Const(0.0)), QExpr(Const(1.0))
+
+
+def _paren(q) -> str:
+    loose = isinstance(q, QSum) or (isinstance(q, QExpr) and getattr(q.expr, "op", "") in (
+        "add", "sub"))
+    return f"({q.text()})" if loose else q.text()
+
+
+def q_add(a, b):
+    if a == ZERO_Q:
+        return b
+    if b == ZERO_Q:
+        return a
+    if isinstance(a, QInf) or isinstance(b, QInf):
+        return a if isinstance(a, QInf) else b
+    return QSum(_parts(a, QSum) + _parts(b, QSum))
+
+
+def q_mul(a, b):
+    if ZERO_Q in (a, b):
+        return ZERO_Q
+    if a == ONE_Q:
+        return b
+    if b == ONE_Q:
+        return a
+    if isinstance(a, QInf) or isinstance(b, QInf):
+        return a if isinstance(a, QInf) else b
+    return QProd(_parts(a, QProd) + _parts(b, QProd))
+
+
+def _parts(q, cls) -> tuple:
+    return q.parts if isinstance(q, cls) else (q,)
+
+
+def q_norm(lin: Lin):
+    """||lin||, as |c| for c * I (a plain number when c is one)."""
+    if not lin.terms:
+        return ZERO_Q
+    if lin.identity_only and len(lin.terms) == 1:
+        c = lin.terms[0][1]
+        return QExpr(Const(abs(c.value))) if isinstance(c, Const) else QNorm(lin)
+    return QNorm(lin)
+
+
+def q_symbols(q) -> set[Sym]:
+    """Every IR symbol a quantity reads."""
+    if isinstance(q, QExpr):
+        return symbols(q.expr)
+    if isinstance(q, QNorm | QEig):
+        return {s for m, c in q.lin.terms for e in (c, *m) for s in symbols(e)}
+    if isinstance(q, QBlock):
+        return {s for r in q.rows for x in r for s in q_symbols(x)}
+    if isinstance(q, QSum | QProd):
+        return {s for p in q.parts for s in q_symbols(p)}
+    return set()
