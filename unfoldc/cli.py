@@ -25,7 +25,8 @@ class UsageError(Exception):
 def _options(args):
     from unfoldc.pipeline import Options
 
-    return Options(gram=not args.no_gram, hoist=not args.no_hoist, cse=not args.no_cse)
+    return Options(gram=not args.no_gram, hoist=not args.no_hoist, cse=not args.no_cse,
+                   enforce_convergence=getattr(args, "enforce_convergence", False))
 
 
 def _add_pass_flags(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def _add_pass_flags(p: argparse.ArgumentParser) -> None:
                    help="keep A.T @ (A @ v - b) as written (no precomputed Gram matrix)")
     p.add_argument("--no-hoist", action="store_true", help="do not hoist loop-invariant work")
     p.add_argument("--no-cse", action="store_true", help="no common-subexpression elimination")
+    p.add_argument("--enforce-convergence", action="store_true",
+                   help="reparametrize trainables so the derived convergence conditions hold "
+                   "by construction (see docs/convergence.md)")
 
 
 def _report_warnings(art) -> None:
@@ -133,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub) -> None:
-    """Subcommands that live in other packages (training, checks, reports)."""
-    try:
-        from unfoldc.train import cli as train_cli
-    except ImportError:  # pragma: no cover - the training package ships with unfoldc
-        return
-    p = sub.add_parser("train", help="train a compiled network on a task or data set")
-    train_cli.add_arguments(p)
-    p.set_defaults(run=train_cli.run)
+    """Subcommands that live in other packages (training, checks, reports).
+
+    `train` needs torch for its own arguments; it is only listed here (its full parser is
+    built by `_train_parser` when the command runs), so that `unfoldc compile` never imports
+    torch.
+    """
+    sub.add_parser("train", help="train a compiled network on a task or data set",
+                   add_help=False)
     from unfoldc.convergence import cli as check_cli
 
     p = sub.add_parser("check", help="derive and evaluate the convergence conditions of a spec")
@@ -148,10 +152,25 @@ def _add_optional_commands(sub) -> None:
     p.set_defaults(run=check_cli.run)
 
 
+def _train_parser() -> tuple[argparse.ArgumentParser, object]:
+    from unfoldc.train import cli as train_cli  # imports torch: only for this command
+
+    parser = argparse.ArgumentParser(prog="unfoldc train",
+                                     description="Train a compiled network (docs/training.md).")
+    train_cli.add_arguments(parser)
+    return parser, train_cli
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        parser, train_cli = _train_parser()
+        args = parser.parse_args(argv[1:])
+        args.run = train_cli.run
+    else:
+        parser = build_parser()
+        args = parser.parse_args(argv)
     try:
         return args.run(args)
     except UserError as err:

@@ -35,6 +35,7 @@ class Options:
     hoist: bool = True
     cse: bool = True
     dce: bool = True
+    enforce_convergence: bool = False  # reparametrize trainables so derived conditions hold
 
 
 @dataclass
@@ -78,7 +79,12 @@ def compile_source(source: Source, options: Options | None = None) -> Artifacts:
     ast = parse(source)
     program, warnings = check(ast, source)
     lint(program, after="check")
-    optimized, log = optimize(program, options or Options())
+    options = options or Options()
+    if options.enforce_convergence:
+        from unfoldc.convergence.enforce import enforce_convergence
+
+        program = lint(enforce_convergence(program), after="enforce_convergence")
+    optimized, log = optimize(program, options)
     code = emit_module(optimized, source)
     return Artifacts(source, ast, program, optimized, code, warnings, log)
 

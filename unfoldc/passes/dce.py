@@ -51,7 +51,11 @@ def dce(program: Program) -> PassResult:
 
 
 def _used_by_symbols(program: Program, name: str) -> bool:
-    """Setup lets feed trainable and parameter initial values, which are always kept."""
+    """Setup lets feed trainable and parameter initial values and the spec's conditions
+    (evaluated by the convergence report), which are always kept."""
+    for c in program.conditions:
+        if name in {x.name for e in (c.lhs, c.rhs) for x in symbols(e)}:
+            return True
     for s in program.symbols:
         exprs = [s.init] if s.init is not None and s.role in ("train", "param") else []
         exprs += list(s.constraint.bounds) if s.constraint else []
