@@ -76,7 +76,7 @@ def test_ista_hoist_moves_gram_products_to_the_prologue():
     art = unfoldc.compile(EXAMPLES / "ista.unf")
     hoisted = {a.target: a for a in art.optimized.prologue if a.kind == "hoisted"}
     assert set(hoisted) == {"HtH", "Htx"}
-    assert hoisted["HtH"].line == 16
+    assert hoisted["HtH"].line == 17
     body = art.optimized.body
     assert reads(body) >= {"HtH", "Htx"}
     assert "H" not in reads(body) and "x" not in reads(body)
