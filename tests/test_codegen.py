@@ -296,3 +296,12 @@ def test_ista_reference_sanity_through_the_loader():
     H, x = torch.randn(5, 3, dtype=F64), torch.randn(2, 5, dtype=F64)
     model = unfoldc.load(EXAMPLES / "ista.unf")(H=H, num_layers=3)
     torch.testing.assert_close(model(x), ista(H, x, 3))
+
+
+def test_spec_without_givens_takes_dtype_and_device():
+    """Regression: rpca (no givens) created its parameters in float32, so 0.05 was rounded."""
+    rpca = unfoldc.load(EXAMPLES / "rpca.unf")
+    model = rpca(dtype=torch.float64, device="cpu")
+    assert model.layers[0].lam2.dtype == torch.float64
+    assert model.layers[0].lam2.item() == 0.05
+    assert rpca().layers[0].lam2.dtype == torch.get_default_dtype()

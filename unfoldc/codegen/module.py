@@ -295,6 +295,8 @@ class ModuleEmitter:
         sig.append(f"num_layers={p.num_layers}")
         if p.by_role("net"):
             sig.append("seed=0")
+        if not p.by_role("given"):  # nothing to take the dtype and device from: say them
+            sig += ["dtype=None", "device=None"]
         for s in p.by_role("param"):
             default = format_number(s.init.value) if isinstance(s.init, Const) else "None"
             sig.append(f"{self.n(s.name)}={default}")
@@ -308,7 +310,7 @@ class ModuleEmitter:
         if givens:
             w(f"like = {self.n(givens[0].name)}  # new tensors follow its dtype and device")
         else:
-            w("like = torch.empty(())  # no givens: the default dtype, on the CPU")
+            w("like = torch.empty((), dtype=dtype, device=device)  # no givens to follow")
         self._bind_dims(w, self._used_dims_setup(), roles=("given",), prefix="")
         for s in givens:
             w(f'self.register_buffer("{self.n(s.name)}", {self.n(s.name)})')
