@@ -330,7 +330,8 @@ class ModuleEmitter:
             for s in self.layer_nets:  # one list entry per layer; the layer takes entry k
                 args = args.replace(self.n(s.name), f"{self.n(s.name)}[k]")
             w("self.layers = nn.ModuleList(")
-            w(f"    [{self.layer_cls}({args}) for k in range(num_layers)]")
+            index = "k" if self.layer_nets else "_"
+            w(f"    [{self.layer_cls}({args}) for {index} in range(num_layers)]")
             w(")")
         else:
             w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
