@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -35,3 +36,15 @@ def golden(request):
         assert text == expected, f"{name} differs from its golden; if intended, --update-goldens"
 
     return check
+
+
+@pytest.fixture
+def one_thread():
+    """Small problems run faster on one thread than on many on a shared machine.
+
+    Use it per module with `pytestmark = pytest.mark.usefixtures("one_thread")`.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

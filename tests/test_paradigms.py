@@ -20,13 +20,7 @@ import unfoldc
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small problems: one thread is faster than many on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 ISTA_FAMILY = ("ista", "ista_derived", "ista_correction", "learned_objective")
 
