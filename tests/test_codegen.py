@@ -305,3 +305,9 @@ def test_spec_without_givens_takes_dtype_and_device():
     assert model.layers[0].lam2.dtype == torch.float64
     assert model.layers[0].lam2.item() == 0.05
     assert rpca().layers[0].lam2.dtype == torch.get_default_dtype()
+
+
+def test_input_of_the_wrong_size_fails_with_spec_names():
+    ista = unfoldc.load(EXAMPLES / "ista.unf")(H=torch.randn(5, 8))
+    with pytest.raises(ValueError, match=r"`x` must be \(B, m\) = \(B, 5\), got \(2, 6\)"):
+        ista(torch.randn(2, 6))

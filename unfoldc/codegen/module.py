@@ -502,10 +502,29 @@ class ModuleEmitter:
         w('"""')
 
     def _bind_forward_dims(self, w: Writer) -> None:
-        used = self._used_dims_forward()
+        checked = self._checked_inputs()
+        used = self._used_dims_forward() | {d for s in checked for d in s.type.dims
+                                            if isinstance(d, str)}
         self._bind_dims(w, set(used), roles=("given",), prefix="self.")
         remaining = used - {b.dim for b in self.p.dims if self._role_of(b.symbol) == "given"}
         self._bind_dims(w, set(remaining), roles=("input",), prefix="")
+        for s in checked:
+            name = self.n(s.name)
+            dims = ", ".join(self._dim_name(d) for d in s.type.dims)
+            want = f"({dims},)" if len(s.type.dims) == 1 else f"({dims})"
+            shown = ", ".join(f"{{{self._dim_name(d)}}}" if isinstance(d, str) else str(d)
+                              for d in s.type.dims)
+            w(f"if {name}.shape[1:] != {want}:")
+            spec = ", ".join(map(str, s.type.dims))
+            w(f'    raise ValueError(f"`{s.name}` must be (B, {spec}) = (B, {shown}), "')
+            w(f'                     f"got {{tuple({name}.shape)}}")')
+
+    def _checked_inputs(self) -> list[Symbol]:
+        """Inputs whose sizes are all fixed before them (by givens or earlier inputs): their
+        shapes are checked on entry, so a wrong size fails with the spec's names."""
+        binder = {b.dim: b.symbol for b in self.p.dims}
+        return [s for s in self.p.by_role("input") if s.type.dims and all(
+            isinstance(d, int) or binder.get(d) != s.name for d in s.type.dims)]
 
     def _role_of(self, name: str) -> str:
         return self.p.symbol(name).role
