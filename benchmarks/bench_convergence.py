@@ -3,7 +3,7 @@
     python benchmarks/bench_convergence.py [--m 250 --n 500 --batch 256 --threads 1]
 
 Prints, per example, the median wall time of the report and of a forward pass (no grad) and
-their ratio. Sizes above 128 use the power-iteration path of the report.
+their ratio (runs interleaved). Sizes above 128 use the Krylov (matrix-free) path of the report.
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
 
 
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
+def interleaved_medians(fns, repeat: int) -> list[float]:
+    """Median wall time of each function, runs interleaved (load from other processes hits
+    every function alike, so the ratios stay meaningful on a shared machine)."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def bench(name: str, m: int, n: int, batch: int, repeat: int) -> tuple[float, float]:
@@ -39,10 +43,13 @@ def bench(name: str, m: int, n: int, batch: int, repeat: int) -> tuple[float, fl
         x = torch.randn(batch, m, generator=g)
     else:  # robust PCA: a batch of small matrices
         model, x = cls(), torch.randn(batch, 32, 32, generator=g)
-    with torch.no_grad():
-        forward = median_time(lambda: model(x), repeat)
-    report = median_time(model.convergence_report, repeat)
-    return report, forward
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    report, fwd = interleaved_medians([model.convergence_report, forward], repeat)
+    return report, fwd
 
 
 def main() -> None:
@@ -50,7 +57,7 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=250)
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

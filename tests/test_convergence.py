@@ -174,7 +174,7 @@ def texts_of(report):
     return {c.text: c for c in report.conditions}
 
 
-def test_large_matrices_use_power_iteration_close_to_exact():
+def test_large_matrices_use_krylov_estimates_close_to_exact():
     cls = unfoldc.load(EXAMPLES / "ista.unf")
     report_cls = type(cls(H=_h(4, 6)).convergence_report())
     a = _h(150, 300, seed=4)

@@ -3,16 +3,20 @@
 
 The method evaluates every derived condition (derive.py) on the current parameters, layer by
 layer. Values that do not change from layer to layer (norms of given matrices, eigenvalue ranges
-of Gram matrices) are computed once before the layer loop. Spectral norms and eigenvalue ranges
-are exact (SVD, eigvalsh) up to size 128 and use 50 steps of power iteration from a fixed start
-above that, which estimates them from below.
+of Gram matrices) are computed once before the layer loop; norms of ADMM's resolvents follow
+from that range; norms of per-layer matrices are computed for all layers at once, matrix-free,
+before the loop. Norms and eigenvalue ranges are exact (SVD, eigvalsh) up to size 128 and
+Rayleigh-Ritz (Krylov) estimates from a fixed start above, which estimate norms from below.
+Emitted lines stay within 100 columns; repeated subexpressions get one local name per layer.
 """
 
 from __future__ import annotations
 
+import textwrap
+
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
-from unfoldc.convergence.linear import ONE, Lin, mono_expr, mono_transpose
+from unfoldc.convergence.linear import ONE, Lin, mono_transpose
 from unfoldc.convergence.quantity import QBlock, QEig, QExpr, QInf, QNorm, QProd, QSum, q_symbols
 from unfoldc.ir.expr import Op, Sym, symbols
 from unfoldc.ir.types import SCALAR
@@ -68,11 +72,11 @@ class ConvergenceEmitter:
         w()
         w(f"Convergence conditions (evaluated by `{METHOD}()`):")
         for c in self.conditions:
-            w(f"    [{c.level}] {self.p.source_name}:{c.line} {c.kind}: {_doc(c.text())}")
+            _doc_line(w, f"[{c.level}] {self.p.source_name}:{c.line} {c.kind}: {_doc(c.text())}")
         for f in self.an.facts:
-            w(f"    [holds] {_doc(f)}")
+            _doc_line(w, f"[holds] {_doc(f)}")
         for n in self.an.notes:
-            w(f"    [skipped] {_doc(n)}")
+            _doc_line(w, f"[skipped] {_doc(n)}")
         if not self.conditions and not self.an.facts and not self.an.notes:
             w("    none derived")
 
@@ -88,7 +92,8 @@ class ConvergenceEmitter:
         w()
         w(f"Returns a {self.report_cls}: `.ok` (every required condition holds on every layer),")
         w("`.failing_layers`, `.values` (condition -> per-layer values), `str(report)` a table.")
-        w("Spectral norms above size 128 are power-iteration estimates (50 steps, fixed start).")
+        w("Norms and eigenvalues above size 128 are Krylov estimates from below (see")
+        w(f"{self.report_cls}.ritz_values); per-layer norms are computed for all layers at once.")
         w('"""')
         w("K = self.num_layers if num_layers is None else num_layers")
         w(f"{self.r} = {self.report_cls}")
@@ -99,54 +104,83 @@ class ConvergenceEmitter:
         w("with torch.no_grad():")
         w.indent()
         pr = ExprPrinter(self._name_of)
+        self.pr_layers = ExprPrinter(self._stacked_name_of)  # per-layer values stacked
+        self.loop_reads: set[str] = set()  # per-layer symbols read inside the layer loop
+        self.layer = self.em.ns.fresh("layer")
         self._prelude(w, pr)
         hoisted: dict[str, str] = {}
+        self.stacks: dict[str, str] = {}  # per-layer symbol -> its stack over the layers
+        self.stacked: dict[str, str] = {}  # code -> name, evaluated for all layers at once
         self.per_layer_values: dict[str, str] = {}
         body = [self._condition_code(c, pr, hoisted) for c in self.conditions]
         for code, name in hoisted.items():
-            w(f"{name} = {code}")
+            _assign(w, name, code)
+        for sym, stack in self.stacks.items():
+            w(f"{stack} = torch.stack([{self.layer}.{self.em.n(sym)} "
+              f"for {self.layer} in self.layers[:K]])")
+        for code, name in self.stacked.items():
+            _assign(w, name, code)
         for s, init in self._schedule_inits(pr):
             w(f"{s} = torch.as_tensor({init}, dtype=like.dtype, device=like.device)")
         w("for k in range(K):")
         w.indent()
-        bound = [s for s in em.per_layer if any(s.name == x.name for c in self.conditions
-                                                for x in _reads(c))]
+        bound = [s for s in em.per_layer if s.name in self.loop_reads]
         if bound:
-            w(", ".join(em.n(s.name) for s in bound) + " = " +
-              ", ".join(f"self.layers[k].{em.n(s.name)}" for s in bound))
+            w(f"{self.layer} = self.layers[k]")
+            for s in bound:
+                w(f"{em.n(s.name)} = {self.layer}.{em.n(s.name)}")
         for code, name in self.per_layer_values.items():
-            w(f"{name} = {code}")
-        keys = [c.key for c in self.conditions]
+            _assign(w, name, code)
         for i, (c, (lhs, rhs)) in enumerate(zip(self.conditions, body)):
-            if c.premises:
-                held = ", ".join(f"rows[{keys.index(k)}][-1][2]" for k in c.premises
-                                 if k in keys)
-                lhs = f"{self.r}.premised({lhs}, [{held}])"
+            lhs = self._premised(w, c, lhs)
             w(f"rows[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, eps))")
         self._schedule_updates(w, pr)
         w.dedent()
         w.dedent()
         w(f"return {self.report_cls}(self.SPEC_NAME, self.CONVERGENCE_CONDITIONS, rows)")
         w.dedent()
-        em.helpers |= pr.helpers
+        em.helpers |= pr.helpers | self.pr_layers.helpers
+
+    def _premised(self, w, c: Condition, lhs: str) -> str:
+        """A bound valid only where its premises (this layer's thresholds, checked above) hold."""
+        if not c.premises:
+            return lhs
+        keys = [x.key for x in self.conditions]
+        held = ", ".join(f"rows[{keys.index(k)}][-1][2]" for k in c.premises if k in keys)
+        name = self.em.ns.fresh("bound")
+        _assign(w, name, f"{self.r}.premised({lhs}, [{held}])")
+        return name
 
     def _table(self) -> str:
-        items = []
-        for c in self.conditions:
-            fields = (c.key, c.kind, c.level, f"{self.p.source_name}:{c.line}", c.text(),
-                      c.theorem)
-            items.append("(" + ", ".join(repr(f) for f in fields) + ")")
-        if not items:
+        if not self.conditions:
             return "()"
-        return "(\n        " + ",\n        ".join(items) + ",\n    )"
+        lines = ["("]
+        for c in self.conditions:
+            head = (c.key, c.kind, c.level, f"{self.p.source_name}:{c.line}")
+            lines += ["        (", "            " + ", ".join(repr(f) for f in head) + ","]
+            for text in (c.text(), c.theorem):
+                lines += [f"            {chunk}" for chunk in _string_lines(text, 84)]
+                lines[-1] += ","
+            lines.append("        ),")
+        return "\n".join(lines + ["    )"])
 
     def _name_of(self, sym: Sym) -> str:
         em = self.em
+        if sym.name in self.per_layer:
+            self.loop_reads.add(sym.name)
         if sym.role in ("given", "param"):
             return f"self.{em.n(sym.name)}"
         if sym.role == "train" and sym.name not in self.per_layer:
             return f"self.{em.n(sym.name)}"
         return em.n(sym.name)
+
+    def _stacked_name_of(self, sym: Sym) -> str:
+        """Per-layer trainables as their stack over the layers (leading dimension K)."""
+        if sym.role == "train" and sym.name in self.per_layer:
+            if sym.name not in self.stacks:
+                self.stacks[sym.name] = self.em.ns.fresh(f"{self.em.n(sym.name)}_layers")
+            return self.stacks[sym.name]
+        return self._name_of(sym)
 
     def _prelude(self, w, pr: ExprPrinter) -> None:
         """Dimensions and the setup lets the conditions read, in setup order."""
@@ -180,14 +214,22 @@ class ConvergenceEmitter:
     def _condition_code(self, c: Condition, pr, hoisted) -> tuple[str, str]:
         return self._q(c.lhs, pr, hoisted), self._q(c.rhs, pr, hoisted)
 
-    def _q(self, q, pr, hoisted) -> str:
+    def _q(self, q, pr, hoisted, inner=False) -> str:
+        if isinstance(q, QExpr) and inner and isinstance(q.expr, Op) and q.expr.op != "neg":
+            return self._named(self._q_code(q, pr, hoisted), self._varies(q), hoisted)
         if isinstance(q, QExpr | QTol | QInf | QSum | QProd):
             return self._q_code(q, pr, hoisted)
         # norms: once before the loop when layer-independent, else once per layer
-        table = self.per_layer_values if self._varies(q) else hoisted
-        code = self._q_code(q, pr, hoisted)
+        return self._named(self._q_code(q, pr, hoisted), self._varies(q), hoisted)
+
+    def _named(self, code: str, varies: bool, hoisted) -> str:
+        """A local name for `code`, assigned once per layer (or once, when layer-invariant)."""
+        if code.isidentifier() or code.endswith("[k]") and code[:-3].isidentifier():
+            return code
+        table = self.per_layer_values if varies else hoisted
         if code not in table:
-            table[code] = self.em.ns.fresh(f"q{len(hoisted) + len(self.per_layer_values)}")
+            n = len(hoisted) + len(self.stacked) + len(self.per_layer_values)
+            table[code] = self.em.ns.fresh(f"q{n}")
         return table[code]
 
     def _varies(self, q) -> bool:
@@ -202,17 +244,17 @@ class ConvergenceEmitter:
         if isinstance(q, QInf):
             return 'float("inf")'
         if isinstance(q, QSum):
-            return " + ".join(self._q(x, pr, hoisted) for x in q.parts)
+            return " + ".join(self._q(x, pr, hoisted, True) for x in q.parts)
         if isinstance(q, QProd):
-            return " * ".join(_wrap(self._q(x, pr, hoisted)) for x in q.parts)
+            return " * ".join(_wrap(self._q(x, pr, hoisted, True)) for x in q.parts)
         if isinstance(q, QBlock):
             if len(q.rows) == 1:
                 return self._q(q.rows[0][0], pr, hoisted)
-            rows = ", ".join("[" + ", ".join(self._q(x, pr, hoisted) for x in row) + "]"
+            rows = ", ".join("[" + ", ".join(self._q(x, pr, hoisted, True) for x in row) + "]"
                              for row in q.rows)
             return f"{r}.block_norm([{rows}])"
         if isinstance(q, QEig):
-            rng = self._q_hoist(f"{r}.eig_range({pr(q.lin.expr())})", q.lin, hoisted)
+            rng = self._q_hoist(self._range_code(q.lin, pr), q.lin, hoisted)
             return f"{rng}[{1 if q.which == 'max' else 0}]"
         if isinstance(q, QNorm):
             return self._norm_code(q.lin, pr, hoisted)
@@ -237,23 +279,48 @@ class ConvergenceEmitter:
         if len(mono) == 1 and mono[0] == mono_transpose(mono[0]):
             # ||c0 I + c M|| for symmetric M: max over M's eigenvalue range (computed once).
             m = mono[0]
-            rng = self._q_hoist(f"{r}.eig_range({pr(mono_expr(m, lin.dim))})",
+            rng = self._q_hoist(self._range_code(Lin(((m, ONE),), lin.dim), pr),
                                 Lin(((m, parts[m]),), lin.dim), hoisted)
             c0 = pr(parts.get((), QExpr(_zero()).expr))
             return f"{r}.affine_norm({c0}, {pr(parts[m])}, {rng})"
+        res = _resolvent(lin)
+        if res is not None:
+            # ||c0 I + c inv(G + shift I)|| for symmetric G: from G's eigenvalue range (once).
+            c0, c, g, shift = res
+            rng = self._q_hoist(self._range_code(Lin(((g, ONE),), lin.dim), pr),
+                                Lin(((g, ONE),), lin.dim), hoisted)
+            return f"{r}.resolvent_norm({pr(c0)}, {pr(c)}, {pr(shift)}, {rng})"
         n_in = _domain(lin)
-        computed = any(not _plain(f) for m, _ in lin.terms for f in m)  # e.g. inv(...)
-        if computed or n_in is None or (isinstance(n_in, str) and n_in not in self.dims_known):
+        plain = all(_plain(f) for m, _ in lin.terms for f in m)
+        reads = {s.name for m, c in lin.terms for e in (c, *m) for s in symbols(e)}
+        batchable = not reads & set(self.an.layer.schedule)
+        if not plain or not batchable or n_in is None or (isinstance(n_in, str)
+                                                          and n_in not in self.dims_known):
             return f"{r}.opnorm({pr(lin.expr())})"
-        # matrix-free: power iteration applies the factors to a vector, never multiplies them
-        v = self.em.ns.fresh("v")
-        param = self._name_of(Sym(v, SCALAR, "temp"))  # the name the printer gives `v`
-        apply = pr(_applied(lin, v, n_in))
-        back = pr(_applied(Lin(tuple((mono_transpose(m), c) for m, c in lin.terms), lin.dim),
-                           v, _codomain(lin)))
+        # matrix-free, every layer at once: products of the factors are never formed
         size = n_in if isinstance(n_in, int) else self.em.n(n_in)
-        return (f"{r}.opnorm_op(lambda {param}: {apply}, lambda {param}: {back}, {size}, like, "
-                f"lambda: {pr(lin.expr())})")
+        code = f"{r}.opnorm_terms({self._terms(lin)}, {size}, like)"
+        if not reads & self.per_layer:
+            return self._named(code, False, hoisted)
+        if code not in self.stacked:
+            n = len(hoisted) + len(self.stacked) + len(self.per_layer_values)
+            self.stacked[code] = self.em.ns.fresh(f"q{n}")
+        return f"{self.stacked[code]}[k]"
+
+    def _range_code(self, lin: Lin, pr) -> str:
+        """The eigenvalue range of a symmetric operator; B.T @ B from B alone (matrix-free)."""
+        if len(lin.terms) == 1 and lin.terms[0][1] == ONE:
+            m = lin.terms[0][0]
+            if len(m) == 2 and isinstance(m[1], Sym) and m[0] == mono_transpose(m[1:])[0]:
+                return f"{self.r}.gram_range({pr(m[1])})"
+        return f"{self.r}.eig_range({pr(lin.expr())})"
+
+    def _terms(self, lin: Lin) -> str:
+        """`[(c, F1, ..., Fr), ...]`: the operator as sum of c * F1 @ ... @ Fr (stacked)."""
+        pr = self.pr_layers
+        items = [", ".join([pr(c)] + [pr(f) for f in m]) + ("," if not m else "")
+                 for m, c in lin.terms]
+        return "[" + ", ".join(f"({x})" for x in items) + "]"
 
     # ---- the classes at module level ------------------------------------------------------------
     def tail(self, w) -> None:
@@ -262,6 +329,65 @@ class ConvergenceEmitter:
         for line in REPORT_SOURCE.format(report=self.report_cls, cond=self.cond_cls,
                                          cls=self.em.cls).strip("\n").splitlines():
             w(line)
+
+
+def _resolvent(lin: Lin):
+    """(c0, c, G, shift) when lin = c0 I + c inv(G + shift I) with G a symmetric product."""
+    from unfoldc.convergence.linear import lin_of_matrix
+
+    parts = dict(lin.terms)
+    mono = [m for m in parts if m != ()]
+    if len(mono) != 1 or len(mono[0]) != 1 or not isinstance(mono[0][0], Op) \
+            or mono[0][0].op != "inv":
+        return None
+    inner = lin_of_matrix(mono[0][0].args[0], lin.dim)
+    if inner is None:
+        return None
+    inner = inner.simplified()
+    g = [m for m, _ in inner.terms if m != ()]
+    if len(g) != 1 or g[0] != mono_transpose(g[0]) or inner.coef(g[0]) != ONE:
+        return None
+    return parts.get((), _zero()), parts[mono[0]], g[0], inner.coef(())
+
+
+def _assign(w, name: str, code: str) -> None:
+    """`name = code`, with a call's arguments one per line when it would pass 100 columns."""
+    line = f"{name} = {code}"
+    if len(line) + 4 * w.depth <= 100 or not code.endswith(")") or "(" not in code:
+        w(line)
+        return
+    head, args = code.split("(", 1)
+    w(f"{name} = {head}(")
+    w.indent()
+    for arg in _split_top(args[:-1]):
+        w(f"{arg},")
+    w.dedent()
+    w(")")
+
+
+def _split_top(text: str) -> list[str]:
+    """Comma-separated parts of `text` at bracket depth 0."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return parts + [text[start:].strip()]
+
+
+def _string_lines(text: str, width: int) -> list[str]:
+    """repr(text) split at spaces into adjacent literals of at most `width` columns."""
+    chunks, cur = [], ""
+    for word in text.split(" "):
+        piece = word if not cur else " " + word
+        if cur and len(repr(cur + piece)) > width:
+            chunks.append(cur + " ")
+            cur = word
+        else:
+            cur += piece
+    return [repr(c) for c in chunks + [cur]]
 
 
 def _plain(f) -> bool:
@@ -277,29 +403,6 @@ def _domain(lin: Lin):
             t = m[-1].type
             return t.dims[1] if t.kind == "matrix" else None
     return lin.dim
-
-
-def _codomain(lin: Lin):
-    for m, _ in lin.terms:
-        if m:
-            return m[0].type.dims[0]
-    return lin.dim
-
-
-def _applied(lin: Lin, name: str, dim):
-    """The IR of `lin` applied to the vector called `name` (of size `dim`)."""
-    from unfoldc.ir.types import vector
-
-    v = Sym(name, vector(dim), "temp")
-    out = None
-    for m, c in lin.terms:
-        term = v
-        for f in reversed(m):
-            term = Op("matmul", (f, term), vector(f.type.dims[0]))
-        if c != ONE:
-            term = Op("mul", (c, term), term.type)
-        out = term if out is None else Op("add", (out, term), term.type)
-    return out
 
 
 def _wrap(code: str) -> str:
@@ -330,6 +433,14 @@ def _lins(c: Condition):
     visit(c.lhs)
     visit(c.rhs)
     return out
+
+
+def _doc_line(w, text: str) -> None:
+    """One docstring entry, wrapped at 100 columns (continuations indented)."""
+    lines = textwrap.wrap(text, 100 - 4 * w.depth - 4, subsequent_indent="    ",
+                          break_long_words=False, break_on_hyphens=False)
+    for line in lines:
+        w(f"    {line}")
 
 
 def _doc(text: str) -> str:
@@ -365,12 +476,15 @@ class {report}:
     Conditions of level "info" (Lipschitz bounds, the 1/L descent step) never fail a report.
     """
 
-    EXACT_SIZE = 128  # exact norms up to this size, power iteration above
-    POWER_STEPS = 50
+    EXACT_SIZE = 128  # exact norms up to this size, Krylov (Lanczos) estimates above
+    KRYLOV_STEPS = 10  # products with the operator per estimate of every layer (ritz_values)
+    KRYLOV_STEPS_ONCE = 30  # for values computed once per report (given matrices)
+    CACHE_BYTES = 8 << 20  # stacked per-layer matrices are processed in chunks of this size
 
     def __init__(self, name, table, rows):
         self.name = name
-        self.conditions = [{cond}(*spec, results) for spec, results in zip(table, rows)]
+        self.conditions = [{cond}(*spec, results)
+                           for spec, results in zip(table, rows)]
 
     @property
     def ok(self):
@@ -418,7 +532,8 @@ class {report}:
         return "\\n".join(lines)
 
     def __repr__(self):
-        return f"<{report} {{self.name}}: ok={{self.ok}}, failing_layers={{self.failing_layers}}>"
+        return (f"<{report} {{self.name}}: ok={{self.ok}}, "
+                f"failing_layers={{self.failing_layers}}>")
 
     def _layers(self):
         return max((len(c.holds) for c in self.conditions), default=0)
@@ -469,61 +584,149 @@ class {report}:
 
     @classmethod
     def start_vector(cls, n, like):
-        """The fixed start of power iteration: ones plus a deterministic ripple."""
+        """The fixed start of the Krylov iteration: ones plus a deterministic ripple (a row)."""
         k = torch.arange(n, dtype=like.dtype, device=like.device)
         v = 1 + 0.5 * torch.cos(1.7 * k + 0.3)
-        return v / torch.linalg.vector_norm(v)
+        return (v / torch.linalg.vector_norm(v)).reshape(1, n)
+
+    @staticmethod
+    def apply_terms(terms, v, transposed=False):
+        """Rows v mapped by A = sum of c * F1 @ ... @ Fr (A^T when `transposed`).
+
+        Each term is (c, F1, ..., Fr); (c,) is c * I. Factors and coefficients may carry a
+        leading layer dimension (stacked per-layer values): the result then has one row per layer.
+        Vectors are rows, so A v is computed as v @ Fr.mT @ ... @ F1.mT (fast batched products).
+        """
+        out = 0
+        for c, *factors in terms:
+            w = v
+            for f in (factors if transposed else reversed(factors)):
+                w = w @ (f if transposed else f.mT)
+            out = out + torch.as_tensor(c, dtype=v.dtype, device=v.device)[..., None, None] * w
+        return out
+
+    @classmethod
+    def dense(cls, terms, n, like):
+        """The matrix sum of c * F1 @ ... @ Fr (with an n x n identity for (c,))."""
+        out = 0
+        for c, *factors in terms:
+            m = factors[0] if factors else torch.eye(n, dtype=like.dtype, device=like.device)
+            for f in factors[1:]:
+                m = m @ f
+            c = torch.as_tensor(c, dtype=like.dtype, device=like.device)[..., None, None]
+            out = out + c * m
+        return out
+
+    @classmethod
+    def ritz_values(cls, op, v, steps):
+        """Ritz values of the symmetric operator `op` (on rows) on the Krylov space of v.
+
+        Rayleigh-Ritz on an orthonormal basis of span(v, Mv, ..., M^(s-1) v), s = steps
+        (Lanczos with full reorthogonalization): every Ritz value lies in [lambda_min,
+        lambda_max], so the largest underestimates lambda_max and the smallest overestimates
+        lambda_min, never by more than power iteration with as many products does.
+        """
+        tiny, eps = torch.finfo(v.dtype).tiny, torch.finfo(v.dtype).eps
+        q = mq = None  # the basis and its image, one row per step
+        for j in range(steps):
+            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)
+            w = op(v)
+            if q is None:
+                batch = torch.broadcast_shapes(v.shape, w.shape)[:-2]
+                q = v.new_zeros(batch + (steps, v.shape[-1]))
+                mq = torch.zeros_like(q)
+            q[..., j, :] = v[..., 0, :]
+            mq[..., j, :] = w[..., 0, :]
+            size = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
+            for _ in range(2):  # orthogonalizing twice keeps the basis orthonormal
+                w = w - (w @ q[..., :j + 1, :].mT) @ q[..., :j + 1, :]
+            # what is left at rounding level means the Krylov space is invariant: stop there
+            v = torch.where(torch.linalg.vector_norm(w, dim=-1, keepdim=True) > 1e3 * eps * size,
+                            w, 0)
+        t = q @ mq.mT
+        t = (t + t.mT) / 2
+        # An invariant Krylov space ends in zero rows: give them a Rayleigh quotient (t[0, 0]).
+        alive = torch.linalg.vector_norm(q, dim=-1) > 0.5
+        t = torch.where(alive[..., :, None] & alive[..., None, :], t, 0)
+        t = t + torch.diag_embed(torch.where(alive, 0, t[..., :1, 0]))
+        return torch.linalg.eigvalsh(t)
+
+    @classmethod
+    def opnorm_terms(cls, terms, n, like):
+        """Spectral norm of A = sum of c * F1 @ ... @ Fr acting on size-n vectors, per layer.
+
+        Exact (dense SVD) when both sides of A are at most EXACT_SIZE; above, the square root
+        of the largest Ritz value of A^T A, matrix-free (never forms products of the factors).
+        """
+        rows = next((f.shape[-2] for _, *fs in terms for f in fs[:1]), n)
+        if max(n, rows) <= cls.EXACT_SIZE:
+            return torch.linalg.matrix_norm(cls.dense(terms, n, like), ord=2)
+        stacked = [f for _, *fs in terms for f in fs if f.dim() > 2]
+        per_layer = sum(f[0].numel() * f.element_size() for f in stacked)
+        step = max(1, cls.CACHE_BYTES // max(per_layer, 1))
+        if stacked and step < len(stacked[0]):  # a few layers at a time stay in cache
+            return torch.cat([cls.opnorm_terms(cls._layer_slice(terms, i, i + step), n, like)
+                              for i in range(0, len(stacked[0]), step)])
+        steps = cls.KRYLOV_STEPS if stacked else cls.KRYLOV_STEPS_ONCE
+        ritz = cls.ritz_values(lambda u: cls.apply_terms(terms, cls.apply_terms(terms, u), True),
+                               cls.start_vector(n, like), steps)
+        return ritz[..., -1].clamp_min(0).sqrt()
+
+    @staticmethod
+    def _layer_slice(terms, start, stop):
+        """The terms restricted to layers start..stop-1 of their stacked values."""
+        def cut(x, rank):
+            return x[start:stop] if torch.is_tensor(x) and x.dim() > rank else x
+        return [(cut(c, 0), *(cut(f, 2) for f in fs)) for c, *fs in terms]
 
     @classmethod
     def opnorm(cls, a):
-        """Spectral norm: exact up to EXACT_SIZE, power iteration on a^T a above."""
+        """Spectral norm of a (stacked) matrix: exact up to EXACT_SIZE, Krylov estimate above."""
         a = a.detach()
-        if max(a.shape[-2:]) <= cls.EXACT_SIZE:
-            return torch.linalg.matrix_norm(a, ord=2)
-        v = cls.start_vector(a.shape[-1], a)
-        for _ in range(cls.POWER_STEPS):
-            w = a.mT @ (a @ v)
-            v = w / torch.linalg.vector_norm(w).clamp_min(torch.finfo(a.dtype).tiny)
-        return torch.linalg.vector_norm(a @ v)
-
-    @classmethod
-    def opnorm_op(cls, apply, apply_t, n, like, dense):
-        """Spectral norm of a linear map given by its action (exact via `dense()` when small)."""
-        if n <= cls.EXACT_SIZE:
-            return cls.opnorm(dense())
-        v = cls.start_vector(n, like)
-        for _ in range(cls.POWER_STEPS):
-            w = apply_t(apply(v))
-            v = w / torch.linalg.vector_norm(w).clamp_min(torch.finfo(like.dtype).tiny)
-        return torch.linalg.vector_norm(apply(v))
+        return cls.opnorm_terms([(1, a)], a.shape[-1], a)
 
     @classmethod
     def eig_range(cls, a):
-        """(smallest, largest) eigenvalue of the symmetric matrix a."""
+        """(smallest, largest) eigenvalue of the symmetric matrix a (Ritz values above size
+        EXACT_SIZE: the range they give lies inside the true one)."""
         a = a.detach()
         if a.shape[-1] <= cls.EXACT_SIZE:
             ev = torch.linalg.eigvalsh(a)
-            return ev[0], ev[-1]
-        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-        top = cls._dominant(a)  # the eigenvalue of largest magnitude, with its sign
-        if top >= 0:
-            return top - cls._dominant(top * eye - a), top
-        return top, top + cls._dominant(a - top * eye)
+        else:
+            ev = cls.ritz_values(lambda u: u @ a, cls.start_vector(a.shape[-1], a),
+                                 cls.KRYLOV_STEPS_ONCE)
+        return ev[..., 0], ev[..., -1]
 
     @classmethod
-    def _dominant(cls, a):
-        """Rayleigh quotient at the end of power iteration on a @ a (a symmetric)."""
-        v = cls.start_vector(a.shape[-1], a)
-        for _ in range(cls.POWER_STEPS):
-            w = a @ (a @ v)
-            v = w / torch.linalg.vector_norm(w).clamp_min(torch.finfo(a.dtype).tiny)
-        return v @ (a @ v)
+    def gram_range(cls, b):
+        """(smallest, largest) eigenvalue of b.mT @ b without forming it: 0 is the smallest
+        when b has fewer rows than columns; else as eig_range."""
+        b = b.detach()
+        n = b.shape[-1]
+        if n <= cls.EXACT_SIZE or b.shape[-2] >= n:
+            return cls.eig_range(b.mT @ b)
+        hi = cls.ritz_values(lambda u: (u @ b.mT) @ b, cls.start_vector(n, b),
+                             cls.KRYLOV_STEPS_ONCE)[..., -1]
+        return torch.zeros_like(hi), hi
 
     @staticmethod
     def affine_norm(c0, c, rng):
         """||c0 I + c M|| for symmetric M with eigenvalues in rng = (lo, hi)."""
         lo, hi = rng
         return torch.maximum(torch.as_tensor(abs(c0 + c * lo)), torch.as_tensor(abs(c0 + c * hi)))
+
+    @staticmethod
+    def resolvent_norm(c0, c, shift, rng):
+        """||c0 I + c inv(M + shift I)|| for symmetric M with eigenvalues in rng = (lo, hi).
+
+        The eigenvalues c0 + c / (lambda + shift) are monotone in lambda between poles, so the
+        norm is the larger end value; infinite when M + shift I may be singular on the range.
+        """
+        lo, hi = rng
+        lo, hi = torch.as_tensor(lo + shift), torch.as_tensor(hi + shift)
+        if not bool(lo * hi > 0):
+            return torch.as_tensor(float("inf"))
+        return torch.maximum(abs(c0 + c / lo), abs(c0 + c / hi))
 
     @staticmethod
     def block_norm(rows):
