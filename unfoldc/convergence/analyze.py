@@ -12,7 +12,10 @@ Rules: sums and state-free scalings/matrix products keep Affine exact (so `s - m
 has the block `I - mu H^T H`, not the bound 1 + mu ||H||^2); `soft`, `svt`, the projections,
 `relu`, `clamp`, `abs` and elementwise `min`/`max` with a state-free operand are 1-Lipschitz in
 their first argument and turn an Affine argument into the row of its block norms; a Hadamard
-product with a state-free array scales a bound by its largest entry.
+product with a state-free array scales a bound by its largest entry; a learned sub-network
+`net(a_1, ..., a_r)` is Lipschitz in each a_i with the constant `QNet` (the product of its
+weights' spectral norms times the activation's constant per hidden layer, +1 for a residual's
+first argument), so its row is the sum of QNet_i times a_i's row (chain rule).
 
 "Schedule" states are those whose update reads only themselves and state-free values (FISTA's
 momentum scalar t): they are the same for every sample, so the report runs their recurrence and
@@ -24,10 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of
-from unfoldc.convergence.quantity import QExpr, QInf, q_add, q_mul, q_norm
+from unfoldc.convergence.quantity import QExpr, QInf, QNet, q_add, q_mul, q_norm
 from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols
 from unfoldc.ir.program import Assign, Program
 from unfoldc.ir.types import SCALAR
+from unfoldc.semantics.nets import ACTIVATIONS
 
 # 1-Lipschitz in the first argument when the others are state-free.
 LIP1 = {"soft", "svt", "relu", "clamp", "proj_box", "proj_nonneg", "proj_simplex",
@@ -293,6 +297,22 @@ class Analyzer:
             return Affine({k: lin.lmul(inv) for k, lin in b.blocks.items()}, expr, b.opaque)
         return Bounded({k: q_mul(q_norm(lin_of(inv)), q)
                         for k, q in b.row.items()}, expr)
+
+    def _op_net(self, e, args, expr, line):
+        """psi(a_1, ..., a_r): row = sum_i Lip_i(psi) * row(a_i) (the chain rule, summed)."""
+        if all(state_free(a, self.inputs) for a in args):
+            return Affine({}, expr, opaque=True)
+        net = args[0].expr
+        spec = self.p.symbol(net.name).net
+        act = ACTIVATIONS[spec.act]
+        zero = QExpr(Const(0.0))
+        row: dict = {}
+        for i, a in enumerate(args[1:]):
+            lip = QNet(net, i, act, len(args) - 1)
+            for k, q in row_of(a).items():
+                if k in self.layer.states:
+                    row[k] = q_add(row.get(k, zero), q_mul(lip, q))
+        return Bounded(row, expr)
 
     def _lipschitz1(self, e, args, expr, line):
         if e.op in PROX or e.op in LIP1 - {"abs", "relu"}:

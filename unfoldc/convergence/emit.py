@@ -17,7 +17,17 @@ import textwrap
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
 from unfoldc.convergence.linear import ONE, Lin, mono_transpose
-from unfoldc.convergence.quantity import QBlock, QEig, QExpr, QInf, QNorm, QProd, QSum, q_symbols
+from unfoldc.convergence.quantity import (
+    QBlock,
+    QEig,
+    QExpr,
+    QInf,
+    QNet,
+    QNorm,
+    QProd,
+    QSum,
+    q_symbols,
+)
 from unfoldc.ir.expr import Op, Sym, symbols
 from unfoldc.ir.types import SCALAR
 
@@ -40,14 +50,15 @@ class ConvergenceEmitter:
         self.report_cls = em.ns.fresh("ConvergenceReport")
         self.r = em.ns.fresh("report")  # local alias of the report class in the method
         self.cond_cls = em.ns.fresh("ConvergenceCondition")
-        self.per_layer = {s.name for s in em.per_layer} | set(self.an.layer.schedule)
+        self.per_layer = ({s.name for s in em.per_layer + em.layer_nets}
+                          | set(self.an.layer.schedule))
         self.dims_known = {b.dim for b in self.p.dims
                            if self.p.symbol(b.symbol).role == "given"}
         self.conditions = [c for c in self.an.conditions if self._evaluable(c)]
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
-        ok_roles = {"given", "param", "let", "train", "const"}
+        ok_roles = {"given", "param", "let", "train", "const", "net"}
         for s in _reads(c):
             if s.role == "dim" and s.name not in self.dims_known:
                 self._skip(c, f"its size `{s.name}` is only known from the inputs")
@@ -124,7 +135,7 @@ class ConvergenceEmitter:
             w(f"{s} = torch.as_tensor({init}, dtype=like.dtype, device=like.device)")
         w("for k in range(K):")
         w.indent()
-        bound = [s for s in em.per_layer if s.name in self.loop_reads]
+        bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
         if bound:
             w(f"{self.layer} = self.layers[k]")
             for s in bound:
@@ -170,7 +181,7 @@ class ConvergenceEmitter:
             self.loop_reads.add(sym.name)
         if sym.role in ("given", "param"):
             return f"self.{em.n(sym.name)}"
-        if sym.role == "train" and sym.name not in self.per_layer:
+        if sym.role in ("train", "net") and sym.name not in self.per_layer:
             return f"self.{em.n(sym.name)}"
         return em.n(sym.name)
 
@@ -258,6 +269,8 @@ class ConvergenceEmitter:
             return f"{rng}[{1 if q.which == 'max' else 0}]"
         if isinstance(q, QNorm):
             return self._norm_code(q.lin, pr, hoisted)
+        if isinstance(q, QNet):
+            return f"{r}.net_lipschitz({self._name_of(q.net)}, {q.arg}, {format_number(q.act)})"
         raise TypeError(f"cannot emit quantity {type(q).__name__}")
 
     def _q_hoist(self, code: str, lin: Lin, hoisted) -> str:
@@ -727,6 +740,29 @@ class {report}:
         if not bool(lo * hi > 0):
             return torch.as_tensor(float("inf"))
         return torch.maximum(abs(c0 + c / lo), abs(c0 + c / hi))
+
+    @classmethod
+    def net_lipschitz(cls, net, arg, act):
+        """Lipschitz bound of a generated MLP or ConvNet w.r.t. its argument `arg`: the product
+        over its layers of the weights' spectral norms (the first layer's restricted to the
+        argument's channel for a ConvNet; its whole matrix for an MLP, an upper bound) times
+        `act` (the activation's constant) per hidden layer, plus 1 for the first argument of a
+        residual net. A convolution's norm is bounded by sqrt(taps) times the norm of its
+        weight as a (C_out, C_in * taps) matrix (zero padding drops terms). Exact norms up to
+        EXACT_SIZE; above, Krylov estimates from below (then the bound may be too small)."""
+        layers = list(net.linears) if hasattr(net, "linears") else list(net.convs)
+        out = torch.ones((), dtype=torch.float64)
+        for i, layer in enumerate(layers):
+            w = layer.weight.detach()
+            if w.dim() > 2:  # a convolution: (C_out, C_in, *kernel)
+                w = w[:, arg:arg + 1] if i == 0 else w
+                taps = w[0, 0].numel()
+                w = w.reshape(w.shape[0], -1)
+                out = out * taps ** 0.5 * cls.opnorm(w).double().cpu()
+            else:
+                out = out * cls.opnorm(w).double().cpu()
+        out = out * act ** (len(layers) - 1)
+        return out + 1 if arg == 0 and net.residual else out
 
     @staticmethod
     def block_norm(rows):

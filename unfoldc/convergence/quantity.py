@@ -1,7 +1,7 @@
 """Scalar quantities that conditions compare: IR scalars, operator norms, sums and products.
 
     Q := QExpr(scalar IR expr) | QNorm(Lin) | QEig(Lin, which) | QSum(Q, ...) | QProd(Q, ...)
-       | QAbs(Q) | QInf
+       | QAbs(Q) | QNet(net, arg) | QInf
 
 They are evaluated by the generated `convergence_report()` (see emit.py) on the network's
 current parameters; `text` gives the readable symbolic form printed in docstrings and by
@@ -78,6 +78,22 @@ class QProd:
 
 
 @dataclass(frozen=True)
+class QNet:
+    """Lipschitz bound of a learned sub-network w.r.t. its argument `arg` (0-based): the product
+    of its layers' weight norms times the activation's constant `act` per hidden layer, plus 1
+    for the first argument of a residual net (evaluated from the live weights)."""
+
+    net: Sym
+    arg: int
+    act: float
+    nargs: int = 1
+
+    def text(self) -> str:
+        which = f", arg {self.arg + 1}" if self.nargs > 1 else ""
+        return f"Lip({self.net.name}{which})"
+
+
+@dataclass(frozen=True)
 class QInf:
     reason: str
 
@@ -85,7 +101,7 @@ class QInf:
         return f"inf ({self.reason})"
 
 
-Q = QExpr | QNorm | QEig | QBlock | QSum | QProd | QInf
+Q = QExpr | QNorm | QEig | QBlock | QSum | QProd | QNet | QInf
 ZERO_Q, ONE_Q = QExpr(Const(0.0)), QExpr(Const(1.0))
 
 
@@ -141,4 +157,6 @@ def q_symbols(q) -> set[Sym]:
         return {s for r in q.rows for x in r for s in q_symbols(x)}
     if isinstance(q, QSum | QProd):
         return {s for p in q.parts for s in q_symbols(p)}
+    if isinstance(q, QNet):
+        return {q.net}
     return set()
