@@ -17,13 +17,7 @@ import unfoldc
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: threads only add contention on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SCHEDULES = {"t"}  # FISTA's momentum scalar: a per-layer constant, not a state of the map
 
 
