@@ -44,3 +44,19 @@ def test_spec_block_compiles_without_warnings(block):
     art = unfoldc.compile_source(Source("language.md", block))
     assert not art.warnings, [w.message for w in art.warnings]
     compile(art.code, "generated", "exec")
+
+
+def test_readme_python_api_snippet_runs(capsys):
+    """The README's Python API block is executed as written (from the repository root)."""
+    import os
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```python\nimport torch, unfoldc")
+    code = readme[start + len("```python\n"):readme.index("```", start + 10)]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own documentation
+    finally:
+        os.chdir(cwd)
+    assert "learned operators" in capsys.readouterr().out
