@@ -15,7 +15,7 @@ from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
 from unfoldc.convergence.emit import ConvergenceEmitter
-from unfoldc.ir.expr import Const, Expr, Sym, symbols
+from unfoldc.ir.expr import Const, Expr, Sym, symbols, walk
 from unfoldc.ir.program import Assign, Program, Symbol
 from unfoldc.ir.types import Type
 from unfoldc.ops import PREC_ATOM
@@ -402,7 +402,7 @@ class ModuleEmitter:
         used = {n.name for e in exprs for n in symbols(e) if n.role == "dim"}
         used |= {d for s in self.p.symbols if s.role in ("param", "train") for d in s.type.dims}
         used |= {d for s in self.p.by_role("net") for d in netgen.dims_of(s)}
-        used |= {d for e in exprs for n in _all_nodes(e) if getattr(n, "op", "") in _SIZED
+        used |= {d for e in exprs for n in walk(e) if getattr(n, "op", "") in _SIZED
                  for d in n.type.dims}
         return {d for d in used if isinstance(d, str)}
 
@@ -533,7 +533,7 @@ class ModuleEmitter:
         exprs = [a.value for a in self.p.prologue + self.p.body]
         used = set()
         for e in exprs:
-            for node in _all_nodes(e):
+            for node in walk(e):
                 if isinstance(node, Sym) and node.role == "dim":
                     used.add(node.name)
                 if getattr(node, "op", "") in _SIZED:
@@ -642,10 +642,6 @@ class ModuleEmitter:
 _SIZED = ("eye", "zeros", "ones")  # operators whose rendering needs their sizes at run time
 
 
-def _all_nodes(e: Expr):
-    from unfoldc.ir.expr import walk
-
-    return walk(e)
 
 
 def _batched_shape(t: Type) -> str:

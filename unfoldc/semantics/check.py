@@ -525,8 +525,6 @@ def _resolver(dims: DimTable):
 
 def _resolve_symbol(s: Symbol, resolve, dims: DimTable) -> Symbol:
     init = resolve(s.init)
-    if s.role == "let":
-        init = init
     c = s.constraint
     if c is not None:
         c = Constraint(c.kind, tuple(resolve(b) for b in c.bounds))
