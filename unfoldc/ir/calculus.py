@@ -178,8 +178,8 @@ def _c(x: float) -> Const:
     return Const(float(x))
 
 
-def _times(a: Expr, b: Expr) -> Expr:
-    """a * b with the trivial cases folded (1 * x = x, constants multiplied)."""
+def times(a: Expr, b: Expr) -> Expr:
+    """a * b with the trivial cases folded (1 * x = x, constants multiplied, constant first)."""
     if isinstance(a, Const) and isinstance(b, Const):
         return _c(a.value * b.value)
     if isinstance(a, Const) and a.value == 1:
@@ -211,8 +211,8 @@ def _vjp(e: Expr, adj: Expr, v: Sym) -> Expr | None:
             inner = _vjp(a[0], adj, v)
             return None if inner is None else retype(Op("neg", (inner,), inner.type))
         case "mul":
-            return _plus(_vjp(a[0], _unbroadcast(_times(adj, a[1]), a[0]), v),
-                         _vjp(a[1], _unbroadcast(_times(adj, a[0]), a[1]), v))
+            return _plus(_vjp(a[0], _unbroadcast(times(adj, a[1]), a[0]), v),
+                         _vjp(a[1], _unbroadcast(times(adj, a[0]), a[1]), v))
         case "div" if v not in symbols(a[1]):
             return _vjp(a[0], _unbroadcast(retype(Op("div", (adj, a[1]), SCALAR)), a[0]), v)
         case "matmul" if v not in symbols(a[0]) and a[0].type.kind == "matrix" \
@@ -222,9 +222,9 @@ def _vjp(e: Expr, adj: Expr, v: Sym) -> Expr | None:
         case "transpose":
             return _vjp(a[0], retype(Op("transpose", (adj,), SCALAR)), v)
         case "sqnorm":
-            return _vjp(a[0], _times(_times(_c(2), adj), a[0]), v)
+            return _vjp(a[0], times(times(_c(2), adj), a[0]), v)
         case "dot":
-            return _plus(_vjp(a[0], _times(adj, a[1]), v), _vjp(a[1], _times(adj, a[0]), v))
+            return _plus(_vjp(a[0], times(adj, a[1]), v), _vjp(a[1], times(adj, a[0]), v))
     raise Unsupported(e.op)
 
 

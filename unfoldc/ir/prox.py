@@ -15,7 +15,7 @@ prox_h(v) (exact because both are separable into one-dimensional convex problems
 
 from __future__ import annotations
 
-from unfoldc.ir.calculus import additive_terms
+from unfoldc.ir.calculus import additive_terms, times
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.retype import retype
 
@@ -35,14 +35,6 @@ def _op(op: str, *args: Expr) -> Expr:
     return retype(Op(op, args, args[0].type if args else None))
 
 
-def _mul(a: Expr, b: Expr) -> Expr:
-    if isinstance(a, Const) and a.value == 1:
-        return b
-    if isinstance(b, Const) and b.value == 1:
-        return a
-    return _op("mul", a, b)
-
-
 def _split(term: Expr, p: Sym) -> tuple[Expr, Op]:
     """`coef * atom(p)` -> (coef, atom); coef must not depend on p."""
     if isinstance(term, Op) and term.op in _ATOMS and p in symbols(term.args[0]):
@@ -52,7 +44,7 @@ def _split(term: Expr, p: Sym) -> tuple[Expr, Op]:
         for coef, rest in ((a, b), (b, a)):
             if p not in symbols(coef) and coef.type.kind == "scalar":
                 inner, atom = _split(rest, p)
-                return _mul(coef, inner), atom
+                return times(coef, inner), atom
     if isinstance(term, Op) and term.op == "div" and p not in symbols(term.args[1]):
         inner, atom = _split(term.args[0], p)
         return _op("div", inner, term.args[1]), atom
@@ -84,9 +76,9 @@ def _single(atom: Op, a: Expr, v: Expr, p: Sym) -> Expr:
     w = _weight(atom, p)
     match atom.op:
         case "norm1":
-            return _op("soft", v, a if w is None else _mul(a, w))
+            return _op("soft", v, a if w is None else times(a, w))
         case "sqnorm":
-            return _op("div", v, _op("add", Const(1.0), _mul(Const(2.0), a)))
+            return _op("div", v, _op("add", Const(1.0), times(Const(2.0), a)))
         case "norm2":
             return _op("block_soft", v, a)
         case "nucnorm":
@@ -115,18 +107,18 @@ def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
         b = quad[0][0] if len(quad) == 1 else None
         if b is None:
             raise ProxError("more than one sqnorm term")
-        scale = _op("add", Const(1.0), _mul(Const(2.0), _mul(c, b)))
+        scale = _op("add", Const(1.0), times(Const(2.0), times(c, b)))
         return resolve_prox(_op("div", c, scale), _rebuild(rest), p, _op("div", v, scale))
     if len(parts) == 1:
         _, coef, atom = parts[0]
-        return _single(atom, _mul(c, coef), v, p)
+        return _single(atom, times(c, coef), v, p)
     return _separable_with_set(parts, c, v, p)
 
 
 def _rebuild(terms) -> Expr:
     out = None
     for coef, atom in terms:
-        t = _mul(coef, atom)
+        t = times(coef, atom)
         out = t if out is None else _op("add", out, t)
     return out
 
@@ -138,5 +130,5 @@ def _separable_with_set(parts, c: Expr, v: Expr, p: Sym) -> Expr:
         names = ", ".join(f"`{a.op}`" for _, _, a in parts)
         raise ProxError(f"no closed form for the sum of {names}")
     coef, atom = fns[0]
-    inner = _single(atom, _mul(c, coef), v, p)
+    inner = _single(atom, times(c, coef), v, p)
     return _single(sets[0][1], Const(1.0), inner, p)
