@@ -93,3 +93,55 @@ def test_real_ista_spec(tmp_path):
     assert cli.run(_parse(argv)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["classical_nmse_db"]) == 3
+
+
+def test_weights_start_from_a_saved_run(tmp_path):
+    spec = str(ROOT / "examples" / "ista.unf")
+    first = tmp_path / "first"
+    assert cli.run(_parse([spec, *FAST, "--steps", "60", "--lr", "3e-2", "--out", str(first)])) == 0
+    saved = json.loads((first / "metrics.json").read_text())
+    # One step at a negligible rate: the run starts from, and keeps, the first run's weights,
+    # while the classical baseline is still the untrained network.
+    again = tmp_path / "again"
+    argv = [spec, *FAST, "--steps", "1", "--lr", "1e-12", "--weights",
+            str(first / "weights.safetensors"), "--out", str(again)]
+    assert cli.run(_parse(argv)) == 0
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert metrics["nmse_db"] == pytest.approx(saved["nmse_db"], abs=1e-4)
+    assert metrics["classical_nmse_db"] == pytest.approx(saved["classical_nmse_db"], abs=1e-6)
+    assert metrics["nmse_db"][-1] < metrics["classical_nmse_db"][-1] - 0.5
+    config = json.loads((again / "config.json").read_text())
+    assert config["init_weights"] == str(first / "weights.safetensors")
+
+
+def test_weights_of_another_spec_or_depth_are_refused(tmp_path, capsys):
+    first = tmp_path / "first"
+    ista = str(ROOT / "examples" / "ista.unf")
+    assert cli.run(_parse([ista, *FAST, "--out", str(first)])) == 0
+    weights = str(first / "weights.safetensors")
+    fista = str(ROOT / "examples" / "fista.unf")
+    assert cli.run(_parse([fista, *FAST, "--weights", weights, "--out", str(tmp_path / "a")])) == 1
+    assert "exact spec" in capsys.readouterr().err
+    deeper = [ista, *FAST, "--layers", "4", "--weights", weights, "--out", str(tmp_path / "b")]
+    assert cli.run(_parse(deeper)) == 1
+    assert "num_layers=3" in capsys.readouterr().err
+    missing = [ista, *FAST, "--weights", str(tmp_path / "none"), "--out", str(tmp_path / "c")]
+    assert cli.run(_parse(missing)) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_layerwise_options_reach_the_config(spec, tmp_path):
+    out = tmp_path / "run"
+    argv = [spec, *FAST, "--scheme", "layerwise", "--refine", "0.5", "--decay", "1",
+            "--shared", "refine", "--out", str(out)]
+    assert cli.run(_parse(argv)) == 0
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert (train["refine"], train["decay"], train["shared"]) == ([0.5], 1.0, "refine")
+
+
+@pytest.mark.parametrize("argv", [["--refine", "a"], ["--refine", "0.2,-1"],
+                                  ["--shared", "last"]])
+def test_layerwise_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as info:
+        _parse(["spec.unf", "--out", "o", *argv])
+    assert info.value.code == 2

@@ -40,6 +40,16 @@ def _weights(text: str):
         raise argparse.ArgumentTypeError(message) from None
 
 
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(f) for f in text.split(",") if f.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("use comma-separated numbers, e.g. 0.2,0.02") from None
+    if any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"factors must be positive, got {text}")
+    return values
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `unfoldc train`'s arguments on a (sub)parser."""
     parser.add_argument("spec", help="the .unf spec to compile and train")
@@ -68,6 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--patience", type=_positive_int, help="steps without improvement")
     train.add_argument("--eval-every", type=_positive_int, default=50)
+    train.add_argument("--refine", type=_factors, default=(0.2, 0.02), metavar="F1,F2,...",
+                       help="layer-wise: refinement lr factors after each new layer")
+    train.add_argument("--decay", type=float, default=0.3,
+                       help="layer-wise: lr multiplier per later layer already trained")
+    train.add_argument("--shared", choices=("first", "refine"), default="first",
+                       help="layer-wise: shared parameters train with layer 1, or in refinements")
+    train.add_argument("--weights", metavar="FILE",
+                       help="start from these weights (a weights.safetensors of this spec)")
     train.add_argument("--layer-weights", type=_weights, default="uniform",
                        help="deep supervision: uniform, log or w1,w2,...")
     train.add_argument("--every-layer", action="store_true",
@@ -89,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
         model_cls = _load(args.spec)
         task = _task(args, model_cls)
         model = _build(model_cls, task, args)
-        result = _fit(model, task, args)
+        # Starting from saved weights, the untrained network is still the classical baseline.
+        baseline = _build(model_cls, task, args, load=False) if args.weights else None
+        result = _fit(model, task, args, baseline)
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -141,7 +161,7 @@ def _data_task(args, model_cls) -> Task:
     return userdata.user_task(path, model_cls)
 
 
-def _build(model_cls, task: Task, args):
+def _build(model_cls, task: Task, args, load: bool = True):
     from unfoldc.train.binding import bind
     from unfoldc.train.distributed import local_device
 
@@ -154,7 +174,12 @@ def _build(model_cls, task: Task, args):
     givens = {k: v.to(device=device, dtype=_dtype()) for k, v in
               binding.model_givens(task).items()}
     layers = args.layers or model_cls.DEFAULT_LAYERS
-    return model_cls(num_layers=layers, **givens)
+    model = model_cls(num_layers=layers, **givens)
+    if args.weights and load:
+        from unfoldc.train.checkpoint import load_weights
+
+        load_weights(model, args.weights)  # refuses another spec, depth or shapes
+    return model
 
 
 def _dtype():
@@ -163,20 +188,23 @@ def _dtype():
     return torch.get_default_dtype()
 
 
-def _fit(model, task: Task, args):
+def _fit(model, task: Task, args, baseline=None):
     from unfoldc.train.fit import fit
 
     config = TrainConfig(
         scheme=args.scheme, loss=args.loss, steps=args.steps, lr=args.lr, batch=args.batch,
         seed=args.seed, patience=args.patience, eval_every=args.eval_every,
+        refine=args.refine, decay=args.decay, shared=args.shared,
         layer_weights=args.layer_weights, every_layer=args.every_layer,
         grad_checkpoint=args.grad_checkpoint, classical_layers=args.classical_layers,
         plots=not args.no_plots, progress=False if args.no_progress else None,
     )
     record = {"command": ["unfoldc", "train", *sys.argv[2:]] if sys.argv[1:2] == ["train"]
               else sys.argv, "spec_path": str(args.spec), "data": args.data,
+              "init_weights": args.weights,
               "num_layers": model.num_layers}
-    return fit(model, task, config, out=args.out, resume=args.resume, record=record)
+    return fit(model, task, config, out=args.out, resume=args.resume, record=record,
+               baseline=baseline)
 
 
 def _summary(metrics: dict, out: Path) -> None:

@@ -39,7 +39,8 @@ class FitResult:
 
 def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = None, *,
         out: str | Path | None = None, resume: bool = False, callback=None,
-        record: dict | None = None, **options) -> FitResult:
+        record: dict | None = None, baseline: nn.Module | None = None,
+        **options) -> FitResult:
     """Train a compiled network in place with one of the schemes.
 
     Args:
@@ -51,6 +52,8 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
         resume: continue from `out/checkpoint.pt` when it exists.
         callback: called after every step with a `loop.StepInfo`.
         record: extra JSON entries for config.json (the CLI records the spec path there).
+        baseline: the network reported as `classical_nmse_db` (default: `model` as it is before
+            training, i.e. the classical algorithm unless `model` was loaded from weights).
 
     Returns:
         A `FitResult`; `metrics["nmse_db"]` is the test NMSE per layer.
@@ -69,7 +72,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     ranks = setup(placement(model)[1])
     torch.manual_seed(config.seed)
     out = None if out is None else Path(out)
-    untrained = copy.deepcopy(model)
+    untrained = copy.deepcopy(model) if baseline is None else baseline
     fingerprint = _fingerprint(model, task, config)
     trainer = Trainer(model, task, binding, criterion, stages, config, ranks, out, fingerprint,
                       callback)
