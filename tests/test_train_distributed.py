@@ -1,15 +1,23 @@
 """Two CPU processes (gloo, torchrun's environment variables) train like one process."""
 
+import argparse
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file
 from train_standin import LearnedISTA
 
 from unfoldc import train
+from unfoldc.train import cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 OPTIONS = {"scheme": "layerwise", "steps": 3, "lr": 1e-2, "batch": 10, "eval_every": 2,
            "classical_layers": 0, "progress": False}
@@ -69,3 +77,45 @@ def test_shards_split_the_global_batch():
     batch = {"x": torch.arange(10.0)[:, None]}
     parts = [train.distributed.Ranks(r, 3).shard(batch)["x"] for r in range(3)]
     assert torch.equal(torch.cat(parts), batch["x"])
+
+
+def _long_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+
+
+def test_train_options_survive_torchrun_parsing():
+    """torchrun's parser sees the script's arguments and takes unambiguous prefixes of its own
+    options (and rejects ambiguous ones), so every `unfoldc train` option needs a spelling that
+    is no prefix of a torchrun option; the one-letter sizes have long aliases for that."""
+    from torch.distributed.run import get_args_parser
+
+    ours = argparse.ArgumentParser(add_help=False)
+    cli.add_arguments(ours)
+    theirs = _long_options(get_args_parser())
+    for action in (a for a in ours._actions if a.option_strings):
+        safe = [o for o in action.option_strings
+                if o.startswith("--") and not any(t.startswith(o) for t in theirs)]
+        assert safe, f"{action.option_strings} all clash with torchrun options"
+
+
+def test_torchrun_two_processes_match_one(tmp_path):
+    """The real launcher: `torchrun --standalone --nproc-per-node 2 -m unfoldc train ...`."""
+    argv = ["train", str(ROOT / "examples" / "ista.unf"), "--measurements", "8",
+            "--signal-length", "16", "--layers", "3", "--steps", "4", "--batch", "8",
+            "--scheme", "layerwise", "--lr", "1e-2", "--classical-layers", "0",
+            "--no-progress", "--no-plots"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+              "--nproc-per-node", "2", "-m", "unfoldc"]
+    done = subprocess.run([*launch, *argv, "--out", str(tmp_path / "ddp")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    single = subprocess.run([sys.executable, "-m", "unfoldc", *argv, "--out",
+                             str(tmp_path / "one")], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = load_file(str(tmp_path / "ddp" / "weights.safetensors"))
+    one = load_file(str(tmp_path / "one" / "weights.safetensors"))
+    assert ddp.keys() == one.keys()
+    for name in one:
+        assert torch.allclose(ddp[name], one[name], rtol=1e-5, atol=1e-7), name

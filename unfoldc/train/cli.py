@@ -55,11 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the .unf spec to compile and train")
     problem = parser.add_argument_group("problem")
     problem.add_argument("--task", choices=TASKS, default="sparse-recovery")
-    problem.add_argument("--m", type=_positive_int, default=250, help="measurements")
-    problem.add_argument("--n", type=_positive_int, default=500, help="signal length")
+    # Long aliases for the one-letter sizes: under torchrun, whose parser also reads the script's
+    # arguments, `--m`, `--n`, `--d` are ambiguous abbreviations of its own options.
+    problem.add_argument("--m", "--measurements", dest="m", type=_positive_int, default=250,
+                         help="measurements")
+    problem.add_argument("--n", "--signal-length", dest="n", type=_positive_int, default=500,
+                         help="signal length")
     problem.add_argument("--p", type=_fraction, default=0.1, help="nonzero probability")
     problem.add_argument("--snr", type=float, default=math.inf, help="SNR in dB (inf: none)")
-    problem.add_argument("--d", type=_positive_int, default=100, help="robust PCA: matrix size")
+    problem.add_argument("--d", "--matrix-size", dest="d", type=_positive_int, default=100,
+                         help="robust PCA: matrix size")
     problem.add_argument("--rank", type=_positive_int, default=5, help="robust PCA: rank")
     problem.add_argument("--alpha", type=_fraction, default=0.1, help="robust PCA: outliers")
     problem.add_argument("--data", metavar="FILE",
