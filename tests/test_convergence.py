@@ -169,7 +169,7 @@ def texts_of(report):
 
 
 def test_large_matrices_use_krylov_estimates_close_to_exact():
-    cls = unfoldc.load(EXAMPLES / "ista.unf")
+    cls = unfoldc.load(EXAMPLES / "ista_correction.unf")  # carries opnorm and eig_range
     report_cls = type(cls(H=_h(4, 6)).convergence_report())
     a = _h(150, 300, seed=4)
     exact = torch.linalg.matrix_norm(a, ord=2)

@@ -3,12 +3,14 @@ once, matrix-free Krylov estimates) and the shape of the emitted report code."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import unfoldc
+from unfoldc.convergence import emit
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
@@ -16,9 +18,12 @@ NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
 
 @pytest.fixture(scope="module")
 def report_cls():
-    cls = unfoldc.load(EXAMPLES / "ista.unf")
-    g = torch.Generator().manual_seed(0)
-    return type(cls(H=torch.randn(4, 6, generator=g, dtype=torch.float32)).convergence_report())
+    """The report class with every evaluation helper (modules carry only those they use)."""
+    source = emit.REPORT_SOURCE.format(report="ConvergenceReport",
+                                       cond="ConvergenceCondition", cls="Net")
+    namespace = {"torch": torch}
+    exec(compile(source, "<report runtime>", "exec"), namespace)  # our own template
+    return namespace["ConvergenceReport"]
 
 
 def _randn(*shape, seed=0):
@@ -106,3 +111,33 @@ def test_report_code_reads_like_hand_written_code(name):
     if name in ("lista", "lista_cp"):  # per-layer norms once for all layers, matrix-free
         assert "opnorm_terms(" in report and "torch.stack(" in report
         assert "W1_layers @ self.H" not in report
+
+
+def _helpers(module_cls) -> set[str]:
+    """Names defined by the ConvergenceReport class of a loaded module."""
+    cls = vars(sys.modules[module_cls.__module__])["ConvergenceReport"]
+    return {n for n in vars(cls) if not n.startswith("__")}
+
+
+def test_modules_carry_only_the_helpers_their_report_reaches():
+    lista = _helpers(unfoldc.load(EXAMPLES / "lista_cp.unf"))
+    assert {"opnorm_terms", "ritz_values", "apply_terms", "dense", "_layer_slice"} <= lista
+    assert not {"net_lipschitz", "resolvent_norm", "gram_range", "block_norm"} & lista
+    admm = _helpers(unfoldc.load(EXAMPLES / "admm_lasso.unf"))
+    assert {"resolvent_norm", "gram_range", "eig_range"} <= admm and "net_lipschitz" not in admm
+    nets = _helpers(unfoldc.load(EXAMPLES / "ista_correction.unf"))
+    assert {"net_lipschitz", "opnorm", "opnorm_terms"} <= nets
+
+
+def test_pruning_follows_calls_between_helpers():
+    source = emit.REPORT_SOURCE.format(report="R", cond="C", cls="Net")
+    kept = emit.prune_helpers(source, "R", {"opnorm"})
+    namespace = {"torch": torch}
+    exec(compile(kept, "<pruned>", "exec"), namespace)
+    names = set(vars(namespace["R"]))
+    assert {"opnorm", "opnorm_terms", "dense", "apply_terms", "ritz_values", "start_vector",
+            "_layer_slice", "ok", "__str__", "_runs"} <= names
+    assert not {"net_lipschitz", "eig_range", "resolvent_norm", "check"} & names
+    a = _randn(150, 300, seed=3)
+    assert float(namespace["R"].opnorm(a)) == pytest.approx(
+        float(torch.linalg.matrix_norm(a, ord=2)), rel=1e-3)

@@ -12,6 +12,8 @@ Emitted lines stay within 100 columns; repeated subexpressions get one local nam
 
 from __future__ import annotations
 
+import ast
+import re
 import textwrap
 
 from unfoldc.codegen.exprs import ExprPrinter, format_number
@@ -339,9 +341,46 @@ class ConvergenceEmitter:
     def tail(self, w) -> None:
         w()
         w()
-        for line in REPORT_SOURCE.format(report=self.report_cls, cond=self.cond_cls,
-                                         cls=self.em.cls).strip("\n").splitlines():
+        source = REPORT_SOURCE.format(report=self.report_cls, cond=self.cond_cls,
+                                      cls=self.em.cls).strip("\n")
+        # Only the evaluation helpers this module's report calls (and what they call) are
+        # written: a module without nets or ADMM-type operators carries no code for them.
+        used = set()
+        for alias in (self.r, self.report_cls):
+            used |= set(re.findall(rf"\b{alias}\.(\w+)", "\n".join(w.lines)))
+        for line in prune_helpers(source, self.report_cls, used).splitlines():
             w(line)
+
+
+HELPERS_MARK = "# ---- evaluation helpers"
+
+
+def prune_helpers(source: str, report_cls: str, used: set[str]) -> str:
+    """`source` without the report class's evaluation helpers that `used` does not reach.
+
+    Helpers are the methods after HELPERS_MARK; one reaches another through `cls.name`.
+    """
+    tree = ast.parse(source)
+    report = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == report_cls)
+    lines = source.splitlines()
+    mark = next(i for i, line in enumerate(lines) if HELPERS_MARK in line) + 1
+    helpers = {n.name: n for n in report.body
+               if isinstance(n, ast.FunctionDef) and n.lineno > mark}
+    calls = {name: {a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute)
+                    and isinstance(a.value, ast.Name) and a.value.id == "cls"}
+             for name, node in helpers.items()}
+    keep, todo = set(), [name for name in used if name in helpers]
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(c for c in calls[name] if c in helpers)
+    drop = set()
+    for name, node in helpers.items():
+        if name not in keep:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            drop.update(range(first - 2, node.end_lineno))  # with the blank line above
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)
 
 
 def _resolvent(lin: Lin):
