@@ -149,6 +149,14 @@ def test_patience_ends_stage_early(task):
     assert steps == list(range(1, 10))
 
 
+@pytest.mark.parametrize("option, message", [({"decay": 0}, "decay"), ({"decay": 1.5}, "decay"),
+                                             ({"refine": (0.2, -1)}, "refine"),
+                                             ({"lr": float("nan")}, "lr")])
+def test_bad_schedule_options_are_refused(option, message):
+    with pytest.raises(train.ConfigError, match=message):
+        train.TrainConfig(**option)
+
+
 def test_unknown_option_is_named(task):
     with pytest.raises(train.ConfigError, match="unknown training option.*stepz"):
         train.fit(_model(task), task, stepz=3)

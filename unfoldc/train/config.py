@@ -73,6 +73,10 @@ class TrainConfig:
                 raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"`lr` must be a positive number, got {self.lr}")
+        if not 0 < self.decay <= 1:
+            raise ConfigError(f"`decay` must lie in (0, 1], got {self.decay}")
+        if any(not (f > 0 and math.isfinite(f)) for f in self.refine):
+            raise ConfigError(f"`refine` factors must be positive numbers, got {self.refine}")
 
     def to_json(self) -> dict:
         """The options as JSON values (a callable loss is recorded by name)."""
