@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 DTYPE = torch.float64
@@ -202,6 +203,11 @@ def lista_cp(H, x, num_layers: int, W=None, theta=None, all_layers: bool = False
     Returns:
         `s : (B, n)`, or the list of it after each layer.
     """
+    return _coupled(H, x, num_layers, W, theta, soft, all_layers)
+
+
+def _coupled(H, x, num_layers, W, theta, shrink, all_layers):
+    """`s <- shrink(s + W_k (x - H s), theta_k)` from s = 0, W_k = mu0 H^T, theta_k = 0.1 mu0."""
     H, x = as64(H), as64(x)
     mu0 = step0(H)
     Ws = _per_layer(mu0 * H.T if W is None else W, num_layers, "W")
@@ -209,9 +215,29 @@ def lista_cp(H, x, num_layers: int, W=None, theta=None, all_layers: bool = False
     s = x.new_zeros(x.shape[0], H.shape[1])
     history = []
     for k in range(num_layers):
-        s = soft(s + _mv(Ws[k], x - _mv(H, s)), thetas[k])
+        s = shrink(s + _mv(Ws[k], x - _mv(H, s)), thetas[k])
         history.append(s)
     return _finish(history, all_layers)
+
+
+def soft_ss(v: torch.Tensor, t: Any, q: float) -> torch.Tensor:
+    """Support selection, one sample at a time: numpy's (1 - q) quantile of |v| (linear
+    interpolation) decides which entries above `t` skip the shrinkage."""
+    rows = []
+    for row in v:
+        level = float(np.quantile(row.abs().numpy(), 1 - q))
+        keep = (row.abs() > t) & (row.abs() > level)
+        rows.append(torch.where(keep, row, soft(row, t)))
+    return torch.stack(rows)
+
+
+def lista_cpss(H, x, num_layers: int, W=None, theta=None, q: float = 0.1,
+               all_layers: bool = False):
+    """LISTA-CPSS (Chen et al. 2018): `s <- soft_ss(s + W (x - H s), theta, q)`.
+
+    Args: as `lista_cp`, plus `q`, the fraction of entries eligible to skip the threshold.
+    """
+    return _coupled(H, x, num_layers, W, theta, lambda v, t: soft_ss(v, t, q), all_layers)
 
 
 def fista(H, x, num_layers: int, mu=None, rho=0.1, all_layers: bool = False):

@@ -15,7 +15,7 @@ from conftest import EXAMPLES
 
 import unfoldc
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+NAMES = ("ista", "lista", "lista_cp", "lista_cpss", "fista", "admm_lasso", "rpca")
 
 
 @functools.cache
@@ -73,8 +73,9 @@ def test_inductor_ista():
     assert_same(compiled(*args), model(*args), {"rtol": 1e-4, "atol": 1e-5})
 
 
-def test_export_ista():
-    model, (x,) = build("ista", K=3)
+@pytest.mark.parametrize("name", ["ista", "lista_cpss"])  # lista_cpss: torch.quantile inside
+def test_export(name):
+    model, (x,) = build(name, K=3)
     exported = torch.export.export(model, (x,))
     assert_same(exported.module()(x), model(x), {"rtol": 1e-6, "atol": 1e-6})
     other = torch.randn(2, 5)

@@ -260,3 +260,10 @@ def test_helper_function_names_are_not_shadowed():
             "layers 2:\n    s <- soft(s - t0 * interval.T @ (interval @ s - x), t0)\noutput s\n")
     model = unfoldc.load_source(text, "fill.unf")(interval_=torch.randn(5, 4))
     assert model(torch.randn(3, 5)).shape == (3, 4)
+
+
+@pytest.mark.parametrize("call, label", [("soft_ss(s, 0.1, s)", "selected fraction"),
+                                         ("soft_ss(H, 0.1, 0.2)", "`soft_ss`")])
+def test_support_selection_shape_errors(call, label):
+    (d,) = compile_errors(HEAD + BODY.replace("s - 0.1 * H.T @ (H @ s - x)", call))
+    assert d.code == "E0306" and label in d.message, render(d, Source("t.unf", HEAD))

@@ -12,15 +12,15 @@ import functools
 import pytest
 import torch
 from conftest import EXAMPLES
-from reference_loops import admm_lasso, fista, ista, lista, lista_cp, rpca
+from reference_loops import admm_lasso, fista, ista, lista, lista_cp, lista_cpss, rpca
 
 import unfoldc
 
 F64 = torch.float64
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 SVD_TOL = {"rtol": 1e-7, "atol": 1e-9}  # batched vs per-sample SVDs differ in the last digits
-LASSO = {"ista": ista, "lista": lista, "lista_cp": lista_cp, "fista": fista,
-         "admm_lasso": admm_lasso}
+LASSO = {"ista": ista, "lista": lista, "lista_cp": lista_cp, "lista_cpss": lista_cpss,
+         "fista": fista, "admm_lasso": admm_lasso}
 
 
 @functools.cache
@@ -106,7 +106,7 @@ def _per_layer(model, name):
 
 @pytest.mark.parametrize("name, fields", [
     ("ista", ("mu", "rho")), ("fista", ("mu", "rho")), ("lista", ("W1", "W2", "theta")),
-    ("lista_cp", ("W", "theta")), ("admm_lasso", ("beta",)),
+    ("lista_cp", ("W", "theta")), ("lista_cpss", ("W", "theta")), ("admm_lasso", ("beta",)),
 ])
 def test_trained_per_layer_values_are_used_per_layer(name, fields):
     H, x = problem(3, seed=2)
@@ -133,6 +133,15 @@ def test_fixed_param_override_changes_results_like_the_reference():
     assert not torch.allclose(changed(x), default(x))
 
 
+def test_support_selection_fraction_zero_is_lista_cp():
+    H, x = problem(3, m=8, n=12, seed=10)
+    none = load("lista_cpss")(H=H, q=0.0, num_layers=4)
+    assert_same(none(x), lista_cp(H, x, 4))
+    half = load("lista_cpss")(H=H, q=0.5, num_layers=4)
+    assert_same(half(x), lista_cpss(H, x, 4, q=0.5))
+    assert not torch.allclose(half(x), none(x))
+
+
 # ---- float64 gradient checks (w.r.t. the raw trainables and the input) --------------------------
 def _gradcheck(model, x):
     names = [n for n, _ in model.named_parameters()]
@@ -145,7 +154,7 @@ def _gradcheck(model, x):
     assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["ista", "lista", "admm_lasso"])
+@pytest.mark.parametrize("name", ["ista", "lista", "lista_cpss", "admm_lasso"])
 def test_gradcheck(name):
     H, x = problem(2, m=4, n=3, seed=8)
     model = load(name)(H=H, num_layers=2)

@@ -216,6 +216,12 @@ def _threshold(dims, args) -> Type:
     return _same(dims, args)
 
 
+def _threshold_ss(dims, args) -> Type:
+    _need("vector", args[0], 0, "`soft_ss`")
+    _need("scalar", args[2], 2, "`soft_ss`'s selected fraction")
+    return _threshold(dims, args[:2])
+
+
 def _svt(dims, args) -> Type:
     _need("matrix", args[0], 0, "`svt`")
     _need("scalar", args[1], 1, "`svt`'s threshold")
@@ -471,6 +477,10 @@ _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
     helper="soft")
 _op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
     "hard threshold v * (|v| > t); t scalar or elementwise", elementwise=True, helper="hard")
+_op("soft_ss", "soft_ss", (3, 3), _threshold_ss, _call("soft_ss"), _fn("soft_ss"),
+    "soft threshold with support selection (LISTA-CPSS): entries of each vector above both t and "
+    "the (1 - q) quantile of its magnitudes pass unchanged, the others are soft-thresholded by t",
+    helper="soft_ss")
 _op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
     "singular value thresholding: soft threshold of the singular values", helper="svt")
 _op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),

@@ -73,6 +73,17 @@ def positive(raw, init):
     """init * exp(raw): equal to `init` where raw == 0, and > 0 even where exp(raw) underflows."""
     return torch.clamp(init * torch.exp(raw), min=torch.finfo(raw.dtype).tiny)
 ''',
+    "soft_ss": '''
+def soft_ss(v, t, q):
+    """Soft threshold with support selection (LISTA-CPSS): in each vector, the entries whose
+    magnitude exceeds both t and the (1 - q) quantile of its magnitudes pass unchanged; the
+    others are soft-thresholded by t. The selection itself is a mask (not differentiated)."""
+    a = torch.abs(v)
+    q = torch.as_tensor(q, dtype=v.dtype, device=v.device)
+    level = torch.quantile(a, 1 - q, dim=-1, keepdim=True)
+    keep = (a > t) & (a > level)
+    return torch.where(keep, v, torch.sign(v) * torch.relu(a - t))
+''',
     "block_soft": '''
 def block_soft(v, t):
     """Block soft threshold v * max(1 - t / ||v||, 0): the proximal map of t * norm2."""

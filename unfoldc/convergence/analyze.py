@@ -314,6 +314,17 @@ class Analyzer:
                     row[k] = q_add(row.get(k, zero), q_mul(lip, q))
         return Bounded(row, expr)
 
+    def _op_soft_ss(self, e, args, expr, line):
+        # Its thresholds are checked like soft's; its own support selection is discontinuous
+        # in the value (an entry jumps by t when it enters the selected set): no bound.
+        if all(state_free(a, set()) for a in args[1:]):
+            self.layer.prox.append(ProxUse(e.op, args[0], tuple(a.expr for a in args[1:]),
+                                           line))
+        if all(state_free(a, self.inputs) for a in args):
+            return Affine({}, expr, opaque=True)
+        return Unknown("`soft_ss` selects its support from the value itself (discontinuous): "
+                       "no Lipschitz bound", expr)
+
     def _lipschitz1(self, e, args, expr, line):
         if e.op in PROX or e.op in LIP1 - {"abs", "relu"}:
             self.layer.prox.append(ProxUse(e.op, args[0], tuple(a.expr for a in args[1:]),

@@ -139,7 +139,14 @@ def _zero() -> QExpr:
 # ---- thresholds ---------------------------------------------------------------------------------
 def _thresholds(an: Analysis) -> None:
     for use in an.layer.prox:
-        if use.op in ("soft", "hard", "svt", "proj_l2ball"):
+        if use.op == "soft_ss":
+            an.add("threshold", QExpr(use.params[0]), ">=", _zero(), use.line,
+                   note="soft_ss threshold")
+            an.add("threshold", QExpr(use.params[1]), ">=", _zero(), use.line,
+                   note="soft_ss selected fraction")
+            an.add("threshold", QExpr(use.params[1]), "<=", QExpr(ONE), use.line,
+                   note="soft_ss selected fraction")
+        elif use.op in ("soft", "hard", "svt", "proj_l2ball"):
             what = "radius" if use.op == "proj_l2ball" else "threshold"
             an.add("threshold", QExpr(use.params[0]), ">=", _zero(), use.line,
                    note=f"{use.op} {what}")

@@ -25,6 +25,18 @@ def _soft(v, t):
     return torch.sign(v) * torch.clamp(v.abs() - t, min=0)
 
 
+def _soft_ss(v, t, q):
+    # The (1 - q) quantile by linear interpolation between order statistics, written out.
+    a = v.abs()
+    order = torch.sort(a).values
+    pos = (1 - q) * (a.numel() - 1)
+    lo = int(torch.floor(pos))
+    hi = min(lo + 1, a.numel() - 1)
+    level = order[lo] + (pos - lo) * (order[hi] - order[lo])
+    keep = (a > t) & (a > level)
+    return torch.where(keep, v, _soft(v, t))
+
+
 def _svt(x, t):
     u, sv, vh = torch.linalg.svd(x, full_matrices=False)
     return u @ torch.diag_embed(torch.clamp(sv - t, min=0)) @ vh
@@ -88,6 +100,7 @@ SEMANTICS: dict[str, Callable] = {
     "proj_box": lambda v, lo, hi: torch.minimum(torch.maximum(v, lo), hi),
     "proj_nonneg": lambda v: torch.clamp(v, min=0),
     "soft": _soft,
+    "soft_ss": _soft_ss,
     "hard": lambda v, t: torch.where(v.abs() > t, v, torch.zeros_like(v)),
     "svt": _svt,
     "proj_simplex": _proj_simplex,
