@@ -311,3 +311,15 @@ def test_input_of_the_wrong_size_fails_with_spec_names():
     ista = unfoldc.load(EXAMPLES / "ista.unf")(H=torch.randn(5, 8))
     with pytest.raises(ValueError, match=r"`x` must be \(B, m\) = \(B, 5\), got \(2, 6\)"):
         ista(torch.randn(2, 6))
+
+
+def test_support_selection_matches_the_interpreter():
+    """`soft_ss`: torch.quantile in the module, sorted order statistics in the interpreter."""
+    cls = unfoldc.load(EXAMPLES / "lista_cpss.unf")
+    g = torch.Generator().manual_seed(3)
+    H, x = torch.randn(6, 9, dtype=F64, generator=g), torch.randn(3, 6, dtype=F64, generator=g)
+    for q in (0.0, 0.3, 0.75):
+        got = cls(H=H, q=q, num_layers=4)(x)
+        want = interpret(cls.artifacts.program, {"H": H}, {"x": x}, params={"q": q},
+                         num_layers=4)
+        torch.testing.assert_close(got, want)
