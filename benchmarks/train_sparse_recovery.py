@@ -29,6 +29,7 @@ import torch
 
 import unfoldc
 from unfoldc import train
+from unfoldc.train.metrics import to_db
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "alista" / "sparse_recovery_250x500.npz"
@@ -68,7 +69,7 @@ def fista(A: torch.Tensor, y: torch.Tensor, lam: float, iterations: int) -> torc
 
 
 def nmse_db(estimate: torch.Tensor, truth: torch.Tensor) -> float:
-    return 10 * math.log10(float((estimate - truth).pow(2).sum() / truth.pow(2).sum()))
+    return to_db(float((estimate - truth).pow(2).sum() / truth.pow(2).sum()))
 
 
 def best_lasso(task, lams=(0.01, 0.02, 0.03, 0.05, 0.1)) -> tuple[float, float]:

@@ -16,14 +16,20 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
 
 
+def _template(used: set[str] | None = None):
+    """The report class from our own template: every helper, or those `used` reaches."""
+    source = emit.REPORT_SOURCE.format(report="R", cond="C", cls="Net")
+    if used is not None:
+        source = emit.prune_helpers(source, "R", used)
+    namespace = {"torch": torch}
+    exec(compile(source, "<report runtime>", "exec"), namespace)
+    return namespace["R"]
+
+
 @pytest.fixture(scope="module")
 def report_cls():
     """The report class with every evaluation helper (modules carry only those they use)."""
-    source = emit.REPORT_SOURCE.format(report="ConvergenceReport",
-                                       cond="ConvergenceCondition", cls="Net")
-    namespace = {"torch": torch}
-    exec(compile(source, "<report runtime>", "exec"), namespace)  # our own template
-    return namespace["ConvergenceReport"]
+    return _template()
 
 
 def _randn(*shape, seed=0):
@@ -130,14 +136,11 @@ def test_modules_carry_only_the_helpers_their_report_reaches():
 
 
 def test_pruning_follows_calls_between_helpers():
-    source = emit.REPORT_SOURCE.format(report="R", cond="C", cls="Net")
-    kept = emit.prune_helpers(source, "R", {"opnorm"})
-    namespace = {"torch": torch}
-    exec(compile(kept, "<pruned>", "exec"), namespace)
-    names = set(vars(namespace["R"]))
+    pruned = _template({"opnorm"})
+    names = set(vars(pruned))
     assert {"opnorm", "opnorm_terms", "dense", "apply_terms", "ritz_values", "start_vector",
             "_layer_slice", "ok", "__str__", "_runs"} <= names
     assert not {"net_lipschitz", "eig_range", "resolvent_norm", "check"} & names
     a = _randn(150, 300, seed=3)
-    assert float(namespace["R"].opnorm(a)) == pytest.approx(
+    assert float(pruned.opnorm(a)) == pytest.approx(
         float(torch.linalg.matrix_norm(a, ord=2)), rel=1e-3)

@@ -345,9 +345,9 @@ class ConvergenceEmitter:
                                       cls=self.em.cls).strip("\n")
         # Only the evaluation helpers this module's report calls (and what they call) are
         # written: a module without nets or ADMM-type operators carries no code for them.
-        used = set()
-        for alias in (self.r, self.report_cls):
-            used |= set(re.findall(rf"\b{alias}\.(\w+)", "\n".join(w.lines)))
+        emitted = "\n".join(w.lines)
+        used = {name for alias in (self.r, self.report_cls)
+                for name in re.findall(rf"\b{alias}\.(\w+)", emitted)}
         for line in prune_helpers(source, self.report_cls, used).splitlines():
             w(line)
 

@@ -4,6 +4,7 @@ and `run`). User errors print one message on stderr and return 1; usage errors r
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 from pathlib import Path
@@ -112,8 +113,13 @@ def run(args: argparse.Namespace) -> int:
         model_cls = _load(args.spec)
         task = _task(args, model_cls)
         model = _build(model_cls, task, args)
-        # Starting from saved weights, the untrained network is still the classical baseline.
-        baseline = _build(model_cls, task, args, load=False) if args.weights else None
+        baseline = None
+        if args.weights:
+            # The untrained network stays the classical baseline; training starts from the file.
+            from unfoldc.train.checkpoint import load_weights
+
+            baseline = copy.deepcopy(model)
+            load_weights(model, args.weights)  # refuses another spec, depth or shapes
         result = _fit(model, task, args, baseline)
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -166,7 +172,7 @@ def _data_task(args, model_cls) -> Task:
     return userdata.user_task(path, model_cls)
 
 
-def _build(model_cls, task: Task, args, load: bool = True):
+def _build(model_cls, task: Task, args):
     from unfoldc.train.binding import bind
     from unfoldc.train.distributed import local_device
 
@@ -179,12 +185,7 @@ def _build(model_cls, task: Task, args, load: bool = True):
     givens = {k: v.to(device=device, dtype=_dtype()) for k, v in
               binding.model_givens(task).items()}
     layers = args.layers or model_cls.DEFAULT_LAYERS
-    model = model_cls(num_layers=layers, **givens)
-    if args.weights and load:
-        from unfoldc.train.checkpoint import load_weights
-
-        load_weights(model, args.weights)  # refuses another spec, depth or shapes
-    return model
+    return model_cls(num_layers=layers, **givens)
 
 
 def _dtype():
