@@ -55,6 +55,23 @@ def test_output_does_not_depend_on_the_hash_seed():
     assert outputs[0] == outputs[1] == here
 
 
+ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.unf"))
+
+
+@pytest.mark.parametrize("name", ALL_EXAMPLES)
+def test_generated_module_is_lint_clean(name, tmp_path):
+    """No unused names, undefined names or style faults (pyflakes and pycodestyle via ruff).
+
+    Long lines are allowed: origin comments quote the spec's own lines verbatim.
+    """
+    path = tmp_path / f"{name}.py"
+    path.write_text(code_of(name))
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache",
+                           "--select", "F,E,W", "--ignore", "E501", "--output-format",
+                           "concise", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_imports_only_torch_and_the_standard_library(name):
     roots = set()

@@ -9,6 +9,9 @@ source text, so it is byte-for-byte deterministic.
 
 from __future__ import annotations
 
+import ast
+import textwrap
+
 from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number
@@ -41,6 +44,16 @@ class Writer:
 
     def text(self) -> str:
         return "\n".join(self.lines).rstrip() + "\n"
+
+
+def _drop_unread(w: Writer, start: int, setup: dict[str, int]) -> None:
+    """Delete the `setup` assignments (name -> line index) that nothing from `start` on reads."""
+    tree = ast.parse(textwrap.dedent("\n".join(w.lines[start:])))
+    reads = {node.id for node in ast.walk(tree)
+             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    for name, index in sorted(setup.items(), key=lambda item: -item[1]):
+        if name not in reads:
+            del w.lines[index]
 
 
 def _shape_tuple(t: Type, dim, batch: str | None = None) -> str:
@@ -434,11 +447,12 @@ class ModuleEmitter:
         w.indent()
         self._forward_doc(w)
         w("K = self.num_layers if num_layers is None else num_layers")
-        if inputs:
-            w(f"B = {inputs[0]}.shape[0]")
-            w(f"like = {inputs[0]}")
-        else:
-            w("B, like = 1, next(self.buffers())")
+        start = len(w.lines)
+        # The batch size and the tensor that new tensors follow: kept only where read (below).
+        setup = {"B": len(w.lines)}
+        w(f"B = {inputs[0]}.shape[0]" if inputs else "B = 1")
+        setup["like"] = len(w.lines)
+        w(f"like = {inputs[0]}" if inputs else "like = next(self.buffers())")
         self._bind_forward_dims(w)
         self._bind_shared(w)
         hoisted = [a for a in p.prologue if a.kind == "hoisted"]
@@ -462,6 +476,7 @@ class ModuleEmitter:
         w("    return history")
         w(f"return {self._result()}")
         w.dedent()
+        _drop_unread(w, start, setup)
 
     def _objective(self, w: Writer) -> None:
         """`objective(states..., inputs...)`: the spec's `minimize` expression, per sample."""
@@ -619,7 +634,12 @@ class ModuleEmitter:
         lhs = lhs if len(carried) != 1 else carried[0]
         args = self._step_args()
         w("if checkpoint:  # recompute this layer in the backward pass instead of storing it")
-        w(f"    {lhs} = torch.utils.checkpoint.checkpoint(step, {args}, use_reentrant=False)")
+        call = f"    {lhs} = torch.utils.checkpoint.checkpoint(step, {args}, use_reentrant=False)"
+        if len(call) + 4 * w.depth <= 100:
+            w(call)
+        else:  # keep the generated file within 100 columns
+            w(f"    {lhs} = torch.utils.checkpoint.checkpoint(")
+            w(f"        step, {args}, use_reentrant=False)")
         w("else:")
         w(f"    {lhs} = step({args})")
         w("if all_layers:")

@@ -112,7 +112,8 @@ class ConvergenceEmitter:
         w(f"{self.r} = {self.report_cls}")
         w(f"like = {self.r}.reference_tensor(self)")
         w("eps = torch.finfo(like.dtype).eps")
-        w("tol = 10 * eps ** 0.5")
+        if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
+            w("tol = 10 * eps ** 0.5")
         w("rows = [[] for _ in self.CONVERGENCE_CONDITIONS]")
         w("with torch.no_grad():")
         w.indent()
@@ -402,6 +403,17 @@ def _resolvent(lin: Lin):
     return parts.get((), _zero()), parts[mono[0]], g[0], inner.coef(())
 
 
+def _uses_tol(q) -> bool:
+    """Whether a quantity reads the coupling tolerance (the report defines `tol` only then)."""
+    if isinstance(q, QTol):
+        return True
+    if isinstance(q, QSum | QProd):
+        return any(_uses_tol(p) for p in q.parts)
+    if isinstance(q, QBlock):
+        return any(_uses_tol(x) for row in q.rows for x in row)
+    return False
+
+
 def _assign(w, name: str, code: str) -> None:
     """`name = code`, with a call's arguments one per line when it would pass 100 columns."""
     line = f"{name} = {code}"
@@ -601,7 +613,7 @@ class {report}:
                 start = k
         return runs
 
-    # ---- evaluation helpers used by {cls}.convergence_report --------------------------------
+    # ---- evaluation helpers used by {cls}.convergence_report ----
     @staticmethod
     def reference_tensor(module):
         """A tensor with the module's dtype and device."""
