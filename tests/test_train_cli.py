@@ -133,14 +133,15 @@ def test_weights_of_another_spec_or_depth_are_refused(tmp_path, capsys):
 def test_layerwise_options_reach_the_config(spec, tmp_path):
     out = tmp_path / "run"
     argv = [spec, *FAST, "--scheme", "layerwise", "--refine", "0.5", "--decay", "1",
-            "--shared", "refine", "--out", str(out)]
+            "--shared", "refine", "--lr-schedule", "cosine", "--out", str(out)]
     assert cli.run(_parse(argv)) == 0
     train = json.loads((out / "config.json").read_text())["train"]
     assert (train["refine"], train["decay"], train["shared"]) == ([0.5], 1.0, "refine")
+    assert train["lr_schedule"] == "cosine"
 
 
 @pytest.mark.parametrize("argv", [["--refine", "a"], ["--refine", "0.2,-1"],
-                                  ["--shared", "last"]])
+                                  ["--shared", "last"], ["--lr-schedule", "step"]])
 def test_layerwise_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         _parse(["spec.unf", "--out", "o", *argv])

@@ -47,14 +47,16 @@ def _interrupt_at(total):
     return callback
 
 
-@pytest.mark.parametrize("scheme, stop", [("layerwise", 203), ("end-to-end", 5)])
-def test_resume_matches_uninterrupted_run(task, tmp_path, scheme, stop):
-    full = train.fit(_model(task), task, scheme=scheme, out=tmp_path / "full", **OPTIONS)
+@pytest.mark.parametrize("scheme, stop, schedule", [("layerwise", 203, "constant"),
+                                                   ("end-to-end", 5, "constant"),
+                                                   ("end-to-end", 3, "cosine")])
+def test_resume_matches_uninterrupted_run(task, tmp_path, scheme, stop, schedule):
+    options = {**OPTIONS, "scheme": scheme, "lr_schedule": schedule}
+    full = train.fit(_model(task), task, out=tmp_path / "full", **options)
     with pytest.raises(_Interrupt):
-        train.fit(_model(task), task, scheme=scheme, out=tmp_path / "cut",
-                  callback=_interrupt_at(stop), **OPTIONS)
-    resumed = train.fit(_model(task), task, scheme=scheme, out=tmp_path / "cut", resume=True,
-                        **OPTIONS)
+        train.fit(_model(task), task, out=tmp_path / "cut", callback=_interrupt_at(stop),
+                  **options)
+    resumed = train.fit(_model(task), task, out=tmp_path / "cut", resume=True, **options)
     assert _same(full.model.state_dict(), resumed.model.state_dict())
     assert full.history == resumed.history
     assert full.metrics["nmse_db"] == resumed.metrics["nmse_db"]
@@ -151,10 +153,32 @@ def test_patience_ends_stage_early(task):
 
 @pytest.mark.parametrize("option, message", [({"decay": 0}, "decay"), ({"decay": 1.5}, "decay"),
                                              ({"refine": (0.2, -1)}, "refine"),
-                                             ({"lr": float("nan")}, "lr")])
+                                             ({"lr": float("nan")}, "lr"),
+                                             ({"lr_schedule": "linear"}, "lr schedule")])
 def test_bad_schedule_options_are_refused(option, message):
     with pytest.raises(train.ConfigError, match=message):
         train.TrainConfig(**option)
+
+
+@pytest.mark.parametrize("scheme", ["end-to-end", "layerwise"])
+def test_cosine_schedule_anneals_every_stage_to_zero(task, scheme):
+    """Step s of a stage capped at N runs at lr * multiplier * (1 + cos(pi s / N)) / 2."""
+    seen = []
+
+    def record(info):
+        seen.append((info.stage_index, info.step, info.stage.max_steps,
+                     [(g["lr"], g["multiplier"]) for g in info.optimizer.param_groups]))
+
+    options = {**OPTIONS, "steps": 4, "scheme": scheme, "lr_schedule": "cosine"}
+    train.fit(_model(task), task, callback=record, **options)
+    stages = {index for index, *_ in seen}
+    assert len(stages) == (1 if scheme == "end-to-end" else 9)
+    for _, step, cap, groups in seen:  # the callback sees the step count after the step
+        factor = 0.5 * (1 + math.cos(math.pi * (step - 1) / cap))
+        for lr, mult in groups:
+            assert lr == pytest.approx(OPTIONS["lr"] * mult * factor, rel=1e-12)
+    assert [step for index, step, *_ in seen if index == 0] == [1, 2, 3, 4]
+    assert seen[3][3][0][0] < 0.15 * OPTIONS["lr"]  # the last step of a stage is near 0
 
 
 def test_unknown_option_is_named(task):

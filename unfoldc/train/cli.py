@@ -80,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--steps", type=_positive_int, default=1000,
                        help="total steps, or the cap of each stage (layerwise, incremental)")
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                       help="cosine: anneal every stage's rates to 0 at its step cap")
     train.add_argument("--batch", type=_positive_int, default=64)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--patience", type=_positive_int, help="steps without improvement")
@@ -200,7 +202,7 @@ def _fit(model, task: Task, args, baseline=None):
     config = TrainConfig(
         scheme=args.scheme, loss=args.loss, steps=args.steps, lr=args.lr, batch=args.batch,
         seed=args.seed, patience=args.patience, eval_every=args.eval_every,
-        refine=args.refine, decay=args.decay, shared=args.shared,
+        refine=args.refine, decay=args.decay, shared=args.shared, lr_schedule=args.lr_schedule,
         layer_weights=args.layer_weights, every_layer=args.every_layer,
         grad_checkpoint=args.grad_checkpoint, classical_layers=args.classical_layers,
         plots=not args.no_plots, progress=False if args.no_progress else None,

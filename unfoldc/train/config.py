@@ -14,6 +14,15 @@ from unfoldc.train.schemes import SCHEMES
 # may change them.
 COSMETIC = ("progress", "plots", "classical_layers", "checkpoint_every")
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, max_steps: int) -> float:
+    """The multiplier of every rate at a stage's 0-based `step` of `max_steps`."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / max_steps))
+    return 1.0
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -26,6 +35,8 @@ class TrainConfig:
         steps: total steps (end-to-end, deep supervision, unsupervised), or the step cap of
             each stage (layer-wise) or generation (incremental).
         lr: base Adam learning rate.
+        lr_schedule: `constant`, or `cosine`: within every stage, each rate is annealed from its
+            value at the stage's start to 0 at the stage's step cap (half a cosine period).
         batch: global batch size (split over ranks under torchrun).
         seed: seeds the training-data stream and torch's global generator.
         patience: end a stage after this many steps without a better validation value.
@@ -48,6 +59,7 @@ class TrainConfig:
     loss: str | Callable = "nmse"
     steps: int = 1000
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     batch: int = 64
     seed: int = 0
     patience: int | None = None
@@ -73,6 +85,9 @@ class TrainConfig:
                 raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"`lr` must be a positive number, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown lr schedule `{self.lr_schedule}`; use one of "
+                              f"{', '.join(LR_SCHEDULES)}")
         if not 0 < self.decay <= 1:
             raise ConfigError(f"`decay` must lie in (0, 1], got {self.decay}")
         if any(not (f > 0 and math.isfinite(f)) for f in self.refine):

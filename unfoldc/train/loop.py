@@ -19,7 +19,7 @@ from torch import nn
 
 from unfoldc.train.binding import Binding
 from unfoldc.train.checkpoint import CHECKPOINT, WEIGHTS, save_checkpoint, save_weights
-from unfoldc.train.config import TrainConfig
+from unfoldc.train.config import TrainConfig, lr_factor
 from unfoldc.train.criterion import Criterion, to_model
 from unfoldc.train.distributed import Ranks
 from unfoldc.train.errors import TrainingDiverged
@@ -147,6 +147,11 @@ class Trainer:
         self.ranks.sum_grads(trained)
         value = float(self.ranks.sum(loss.detach()))
         self._check_loss(stage, value)
+        # The rate is a function of the stage's step counter, which checkpoints keep, so a
+        # resumed run anneals exactly like an uninterrupted one.
+        factor = lr_factor(self.config.lr_schedule, self.state.step, stage.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = self.config.lr * group["multiplier"] * factor
         optimizer.step()
         self._check_params(stage, trained)
         return value
