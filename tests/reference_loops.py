@@ -203,11 +203,12 @@ def lista_cp(H, x, num_layers: int, W=None, theta=None, all_layers: bool = False
     Returns:
         `s : (B, n)`, or the list of it after each layer.
     """
-    return _coupled(H, x, num_layers, W, theta, soft, all_layers)
+    return _coupled(H, x, num_layers, W, theta, lambda v, t, k: soft(v, t), all_layers)
 
 
 def _coupled(H, x, num_layers, W, theta, shrink, all_layers):
-    """`s <- shrink(s + W_k (x - H s), theta_k)` from s = 0, W_k = mu0 H^T, theta_k = 0.1 mu0."""
+    """`s <- shrink(s + W_k (x - H s), theta_k, k)` from s = 0, W_k = mu0 H^T, theta_k = 0.1 mu0
+    (k is the 0-based layer)."""
     H, x = as64(H), as64(x)
     mu0 = step0(H)
     Ws = _per_layer(mu0 * H.T if W is None else W, num_layers, "W")
@@ -215,7 +216,7 @@ def _coupled(H, x, num_layers, W, theta, shrink, all_layers):
     s = x.new_zeros(x.shape[0], H.shape[1])
     history = []
     for k in range(num_layers):
-        s = shrink(s + _mv(Ws[k], x - _mv(H, s)), thetas[k])
+        s = shrink(s + _mv(Ws[k], x - _mv(H, s)), thetas[k], k)
         history.append(s)
     return _finish(history, all_layers)
 
@@ -231,13 +232,16 @@ def soft_ss(v: torch.Tensor, t: Any, q: float) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def lista_cpss(H, x, num_layers: int, W=None, theta=None, q: float = 0.1,
-               all_layers: bool = False):
-    """LISTA-CPSS (Chen et al. 2018): `s <- soft_ss(s + W (x - H s), theta, q)`.
+def lista_cpss(H, x, num_layers: int, W=None, theta=None, p_step: float = 0.012,
+               p_max: float = 0.13, all_layers: bool = False):
+    """LISTA-CPSS (Chen et al. 2018): `s <- soft_ss(s + W_t (x - H s), theta_t, q_t)` with the
+    reference code's fraction `q_t = min(t * p_step, p_max)` at layer t = 1, 2, ...
 
-    Args: as `lista_cp`, plus `q`, the fraction of entries eligible to skip the threshold.
+    Args: as `lista_cp`, plus the schedule of the fraction of entries eligible to skip the
+    threshold.
     """
-    return _coupled(H, x, num_layers, W, theta, lambda v, t: soft_ss(v, t, q), all_layers)
+    return _coupled(H, x, num_layers, W, theta,
+                    lambda v, t, k: soft_ss(v, t, min((k + 1) * p_step, p_max)), all_layers)
 
 
 def fista(H, x, num_layers: int, mu=None, rho=0.1, all_layers: bool = False):

@@ -335,8 +335,8 @@ def test_support_selection_matches_the_interpreter():
     cls = unfoldc.load(EXAMPLES / "lista_cpss.unf")
     g = torch.Generator().manual_seed(3)
     H, x = torch.randn(6, 9, dtype=F64, generator=g), torch.randn(3, 6, dtype=F64, generator=g)
-    for q in (0.0, 0.3, 0.75):
-        got = cls(H=H, q=q, num_layers=4)(x)
-        want = interpret(cls.artifacts.program, {"H": H}, {"x": x}, params={"q": q},
-                         num_layers=4)
+    for step, cap in ((0.0, 0.0), (0.3, 0.3), (0.25, 0.75)):
+        got = cls(H=H, p_step=step, p_max=cap, num_layers=4)(x)
+        want = interpret(cls.artifacts.program, {"H": H}, {"x": x},
+                         params={"p_step": step, "p_max": cap}, num_layers=4)
         torch.testing.assert_close(got, want)

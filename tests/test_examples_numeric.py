@@ -135,11 +135,24 @@ def test_fixed_param_override_changes_results_like_the_reference():
 
 def test_support_selection_fraction_zero_is_lista_cp():
     H, x = problem(3, m=8, n=12, seed=10)
-    none = load("lista_cpss")(H=H, q=0.0, num_layers=4)
+    none = load("lista_cpss")(H=H, p_step=0.0, num_layers=4)
     assert_same(none(x), lista_cp(H, x, 4))
-    half = load("lista_cpss")(H=H, q=0.5, num_layers=4)
-    assert_same(half(x), lista_cpss(H, x, 4, q=0.5))
+    half = load("lista_cpss")(H=H, p_step=0.5, p_max=0.5, num_layers=4)
+    assert_same(half(x), lista_cpss(H, x, 4, p_step=0.5, p_max=0.5))
     assert not torch.allclose(half(x), none(x))
+
+
+def test_support_selection_fraction_grows_per_layer_to_its_cap():
+    """The reference schedule q_t = min(t * p_step, p_max), layer by layer (cap reached at 3)."""
+    H, x = problem(2, m=10, n=40, seed=11)
+    model = load("lista_cpss")(H=H, p_step=0.1, p_max=0.25, num_layers=5)
+    want = lista_cpss(H, x, 5, p_step=0.1, p_max=0.25, all_layers=True)
+    assert_same(model(x, all_layers=True), want)
+    fixed = lista_cpss(H, x, 5, p_step=0.1, p_max=0.1, all_layers=True)
+    assert not torch.allclose(want[-1], fixed[-1])  # the growth matters on this problem
+    report = model.convergence_report()
+    q = [c for c in report.conditions if c.text == "q <= 1"][0]
+    assert q.lhs == pytest.approx([0.1, 0.2, 0.25, 0.25, 0.25], rel=1e-12)
 
 
 # ---- float64 gradient checks (w.r.t. the raw trainables and the input) --------------------------
