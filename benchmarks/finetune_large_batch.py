@@ -32,6 +32,7 @@ import torch
 import unfoldc
 from unfoldc import train
 from unfoldc.train.metrics import to_db
+from unfoldc.train.tasks import add_noise, bernoulli_gaussian
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "alista" / "sparse_recovery_250x500.npz"
@@ -49,17 +50,12 @@ def nmse_db(model, y: torch.Tensor, x: torch.Tensor) -> float:
 
 
 def sampler(A: torch.Tensor, p: float, snr_db: float, batch: int, gen: torch.Generator):
-    """Bernoulli(p)-Gaussian signals and their measurements at a per-sample SNR, on A's device."""
-    n = A.shape[1]
+    """Bernoulli(p)-Gaussian signals and their measurements at a per-sample SNR, drawn by the
+    task's own recipe on `gen`'s device (A's) in A's dtype."""
 
     def draw():
-        x = (torch.rand(batch, n, device=A.device, generator=gen) < p) * torch.randn(
-            batch, n, device=A.device, generator=gen)
-        clean = x @ A.T
-        if math.isinf(snr_db):
-            return clean, x
-        sigma = torch.sqrt(clean.pow(2).mean(1, keepdim=True) / 10 ** (snr_db / 10))
-        return clean + sigma * torch.randn(clean.shape, device=A.device, generator=gen), x
+        x = bernoulli_gaussian(batch, A.shape[1], p, gen, dtype=A.dtype)
+        return add_noise(x @ A.T, snr_db, gen), x
 
     return draw
 

@@ -55,7 +55,6 @@ def _saved_nmse(data, out) -> dict:
     return result
 
 
-
 def test_finetune_improves_and_saves_the_selected_network(tmp_path):
     data, start = _problem(tmp_path)
     log = _run(data, start, tmp_path / "ft", 1e-2)

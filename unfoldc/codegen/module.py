@@ -46,14 +46,14 @@ class Writer:
         return "\n".join(self.lines).rstrip() + "\n"
 
 
-def _drop_unread(w: Writer, start: int, setup: dict[str, int]) -> None:
-    """Delete the `setup` assignments (name -> line index) that nothing from `start` on reads."""
+def _drop_unread(w: Writer, start: int, names: tuple[str, ...]) -> None:
+    """Delete the assignments to `names`, one per line from `start` on, that nothing reads."""
     tree = ast.parse(textwrap.dedent("\n".join(w.lines[start:])))
     reads = {node.id for node in ast.walk(tree)
              if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
-    for name, index in sorted(setup.items(), key=lambda item: -item[1]):
-        if name not in reads:
-            del w.lines[index]
+    for index in reversed(range(len(names))):
+        if names[index] not in reads:
+            del w.lines[start + index]
 
 
 def _shape_tuple(t: Type, dim, batch: str | None = None) -> str:
@@ -449,9 +449,7 @@ class ModuleEmitter:
         w("K = self.num_layers if num_layers is None else num_layers")
         start = len(w.lines)
         # The batch size and the tensor that new tensors follow: kept only where read (below).
-        setup = {"B": len(w.lines)}
         w(f"B = {inputs[0]}.shape[0]" if inputs else "B = 1")
-        setup["like"] = len(w.lines)
         w(f"like = {inputs[0]}" if inputs else "like = next(self.buffers())")
         self._bind_forward_dims(w)
         self._bind_shared(w)
@@ -476,7 +474,7 @@ class ModuleEmitter:
         w("    return history")
         w(f"return {self._result()}")
         w.dedent()
-        _drop_unread(w, start, setup)
+        _drop_unread(w, start, ("B", "like"))
 
     def _objective(self, w: Writer) -> None:
         """`objective(states..., inputs...)`: the spec's `minimize` expression, per sample."""

@@ -67,10 +67,12 @@ def gaussian_matrix(m: int, n: int, gen: torch.Generator) -> torch.Tensor:
     return A / A.norm(dim=0, keepdim=True)
 
 
-def bernoulli_gaussian(count: int, n: int, p: float, gen: torch.Generator) -> torch.Tensor:
-    """`count` signals of length n: each entry nonzero with probability p, then N(0, 1)."""
-    support = torch.rand(count, n, generator=gen, dtype=torch.float64) < p
-    return support * torch.randn(count, n, generator=gen, dtype=torch.float64)
+def bernoulli_gaussian(count: int, n: int, p: float, gen: torch.Generator,
+                       dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """`count` signals of length n: each entry nonzero with probability p, then N(0, 1); drawn
+    on the generator's device."""
+    support = torch.rand(count, n, generator=gen, dtype=dtype, device=gen.device) < p
+    return support * torch.randn(count, n, generator=gen, dtype=dtype, device=gen.device)
 
 
 def add_noise(clean: torch.Tensor, snr_db: float, gen: torch.Generator) -> torch.Tensor:
@@ -80,7 +82,8 @@ def add_noise(clean: torch.Tensor, snr_db: float, gen: torch.Generator) -> torch
     dims = tuple(range(1, clean.dim()))
     power = clean.pow(2).mean(dim=dims, keepdim=True)
     sigma = torch.sqrt(power / 10 ** (snr_db / 10))
-    return clean + sigma * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+    return clean + sigma * torch.randn(clean.shape, generator=gen, dtype=clean.dtype,
+                                       device=clean.device)
 
 
 def _sparse_sampler(A: torch.Tensor, p: float, snr_db: float) -> Sampler:
