@@ -21,7 +21,7 @@ from unfoldc.passes.dce import dce
 from unfoldc.passes.gram import expand_gram
 from unfoldc.passes.hoist import hoist
 from unfoldc.semantics.check import check
-from unfoldc.source import Source
+from unfoldc.source import Source, Span, normalize_newlines
 from unfoldc.syntax import nodes
 from unfoldc.syntax.parser import parse
 
@@ -95,9 +95,10 @@ def read_source(path: str | Path) -> Source:
         return Source.from_file(path)
     except UnicodeDecodeError as exc:
         raw = Path(path).read_bytes()
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        from unfoldc.source import Span
+        # Everything before the bad byte decodes; count lines as Source does (CR, CRLF, LF).
+        before = normalize_newlines(raw[: exc.start].decode("utf-8"))
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
 
         src = Source(str(path), raw.decode("utf-8", errors="replace"))
         raise UserError([Diagnostic(

@@ -30,12 +30,28 @@ class Span:
 NO_SPAN = Span(0, 0, 0, 0)
 
 
+def normalize_newlines(text: str) -> str:
+    """`text` with CRLF and lone CR line ends turned into LF, as Python's own reader does.
+
+    Every later stage counts lines at LF only; a CR left in the text would be a line end to
+    Python (in generated comments) but not to the lexer, the diagnostics or the origin comments.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 @dataclass(frozen=True)
 class Source:
-    """The text of one spec together with the name it is reported under."""
+    """The text of one spec together with the name it is reported under.
+
+    Line ends are normalized on construction (see `normalize_newlines`): a file saved with CRLF
+    or CR-only line ends compiles exactly like the same file with LF ones.
+    """
 
     name: str
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", normalize_newlines(self.text))
 
     @staticmethod
     def from_file(path: str | Path) -> Source:
@@ -52,7 +68,7 @@ class Source:
         """The text of 1-based `line`, without its newline ('' when out of range)."""
         # Split on "\n" only, as the lexer counts lines (splitlines also breaks at \f, \x1c...).
         lines = self.text.split("\n")
-        return lines[line - 1].rstrip("\r") if 1 <= line <= len(lines) else ""
+        return lines[line - 1] if 1 <= line <= len(lines) else ""
 
     def end_position(self) -> Span:
         """A point just past the last character: where 'unexpected end of file' is shown."""
