@@ -11,12 +11,13 @@ import sys
 import types
 from pathlib import Path
 
+from unfoldc.codegen.text import printable
 from unfoldc.pipeline import Artifacts, Options, compile_file, compile_source
 from unfoldc.source import Source
 
 
 def _class_from(art: Artifacts) -> type:
-    filename = f"<unfoldc:{art.source.name}:{art.optimized.source_sha256[:12]}>"
+    filename = f"<unfoldc:{printable(art.source.name)}:{art.optimized.source_sha256[:12]}>"
     lines = art.code.splitlines(keepends=True)
     # linecache entries with mtime None are never invalidated by checkcache().
     linecache.cache[filename] = (len(art.code), None, lines, filename)
@@ -25,9 +26,11 @@ def _class_from(art: Artifacts) -> type:
     # NamedTuple outputs need their module importable by name for pickling.
     sys.modules.setdefault(module.__name__, module)
     exec(compile(art.code, filename, "exec"), module.__dict__)  # noqa: S102 - our own output
-    cls = next(v for v in module.__dict__.values()
-               if isinstance(v, type) and getattr(v, "SPEC_SHA256", None) and v.__module__ ==
-               module.__name__ and not v.__name__.endswith("Layer"))
+    # The network class is the one class carrying the spec's hash (its per-layer class, report
+    # classes and Output tuple do not), whatever the spec named it: `algorithm NetLayer` too.
+    (cls,) = [v for v in module.__dict__.values()
+              if isinstance(v, type) and getattr(v, "SPEC_SHA256", None) and v.__module__ ==
+              module.__name__]
     cls.artifacts = art
     return cls
 
