@@ -72,6 +72,7 @@ class ModuleEmitter:
         self.ns = Namespace()
         self.cls = self.ns.fresh(_class_name(program.name))
         self.layer_cls = self.ns.fresh(self.cls + "Layer")
+        self.output_cls = self.ns.fresh(self.cls + "Output")
         self.helpers: set[str] = set()
         for s in program.symbols:
             self.ns.name(s.name)
@@ -161,7 +162,7 @@ class ModuleEmitter:
         if len(p.outputs) > 1:
             w()
             w()
-            w(f"class {self.cls}Output(NamedTuple):")
+            w(f"class {self.output_cls}(NamedTuple):")
             w.indent()
             w(f'"""The outputs of {p.name}."""')
             w()
@@ -304,7 +305,7 @@ class ModuleEmitter:
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
         if len(p.outputs) > 1:
-            w(f"Output = {self.cls}Output")
+            w(f"Output = {self.output_cls}")
 
     def _init(self, w: Writer) -> None:
         p = self.p

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 import re
 
 from unfoldc.codegen.helpers import HELPERS
 
-# Names the generated file itself uses; spec names are renamed around them.
+# Names the generated file itself uses; spec names are renamed around them. Every identifier of
+# the network and layer classes is either one of these or allocated by a Namespace (checked for
+# every example by tests/test_spec_errors.py::test_every_generated_identifier_is_reserved).
 GENERATED = {
-    "torch", "nn", "self", "like", "B", "K", "k", "layer", "history", "num_layers",
-    "all_layers", "layers", "Output", "NamedTuple", "annotations", "result",
+    # module level
+    "torch", "nn", "NamedTuple", "annotations",
+    # locals and arguments of __init__, forward, step, objective and convergence_report
+    "self", "like", "B", "K", "k", "layer", "history", "num_layers", "all_layers", "result",
+    "step", "checkpoint", "dtype", "device", "seed", "generator", "eps", "tol", "rows",
+    # class attributes and methods of the network class
+    "layers", "Output", "SPEC_NAME", "SPEC_SHA256", "GIVENS", "INPUTS", "STATES", "PARAMS",
+    "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "objective",
+    "convergence_report",
 }
+
+
+def _helper_globals() -> set[str]:
+    """The functions, classes and constants the helper sources define (`MLP`, `ACTIVATIONS`)."""
+    names = set()
+    for source in HELPERS.values():
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+HELPER_GLOBALS = frozenset(_helper_globals())
 # Public attributes of torch.nn.Module (as of torch 2.x), written out so that compiling never
 # imports torch; tests/test_names.py checks the list against the installed torch. Private
 # attributes cannot clash: spec names starting with `_` are renamed (see Namespace.fresh).
@@ -40,8 +65,14 @@ class Namespace:
 
     def __init__(self, reserved: set[str] = frozenset()):
         # Helper functions (`fill`, `interval`, ...) are module globals: never shadow them.
-        self._taken: set[str] = set(GENERATED) | set(HELPERS) | set(reserved) | _MODULE_ATTRS
+        self._taken: set[str] = (set(GENERATED) | set(HELPERS) | HELPER_GLOBALS | set(reserved)
+                                 | _MODULE_ATTRS)
         self._given: dict[str, str] = {}
+
+    @property
+    def taken(self) -> frozenset[str]:
+        """Every identifier reserved or handed out so far."""
+        return frozenset(self._taken)
 
     def name(self, wanted: str) -> str:
         """The identifier for `wanted`; the same one every time it is asked for."""
