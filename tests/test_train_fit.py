@@ -65,9 +65,9 @@ def test_resume_matches_uninterrupted_run(task, tmp_path, scheme, stop, schedule
 def test_resume_refuses_other_settings(task, tmp_path):
     with pytest.raises(_Interrupt):
         train.fit(_model(task), task, out=tmp_path, callback=_interrupt_at(3), **OPTIONS)
-    with pytest.raises(train.ConfigError, match=r"different settings \(lr\)"):
-        train.fit(_model(task), task, out=tmp_path, resume=True, **{**OPTIONS, "lr": 0.5})
-    with pytest.raises(train.ConfigError, match="already holds a training run"):
+    with pytest.raises(train.ConfigError, match=r"different settings \(batch\)"):
+        train.fit(_model(task), task, out=tmp_path, resume=True, **{**OPTIONS, "batch": 3})
+    with pytest.raises(train.ConfigError, match="already holds the outputs of a run"):
         train.fit(_model(task), task, out=tmp_path, **OPTIONS)
 
 

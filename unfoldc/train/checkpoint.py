@@ -17,10 +17,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from unfoldc.train.config import ADJUSTABLE
 from unfoldc.train.errors import ConfigError, WeightsError
+from unfoldc.train.files import CHECKPOINT, WEIGHTS, one_line, read_torch, require_file
 
-WEIGHTS = "weights.safetensors"
-CHECKPOINT = "checkpoint.pt"
+__all__ = ["CHECKPOINT", "WEIGHTS", "apply_weights", "load_checkpoint", "load_weights",
+           "checkpoint_lr", "read_weights", "save_checkpoint", "save_weights", "weights_layers"]
 
 
 def _atomic(path: Path, write) -> None:
@@ -53,24 +55,51 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         The same network, with the weights loaded.
 
     Raises:
-        WeightsError: unreadable file, another spec (sha256), other layer count or shapes.
+        WeightsError: unreadable file, another spec (sha256), other layer count or shapes, or
+            values that are NaN or infinite.
     """
     path = Path(path)
-    metadata, tensors = _read(path)
+    metadata, tensors = read_weights(path)
+    return apply_weights(model, metadata, tensors, path)
+
+
+def apply_weights(model: nn.Module, metadata: dict[str, str], tensors: dict[str, torch.Tensor],
+                  path: Path) -> nn.Module:
+    """Load tensors read by `read_weights` after the spec, depth and shape checks."""
     _check_spec(model, metadata, path)
     _check_shapes(model, tensors, path)
     model.load_state_dict(tensors)
     return model
 
 
-def _read(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise WeightsError(f"weights file `{path}` does not exist")
+def read_weights(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and tensors of a weights file, refusing NaN or infinite values.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, or holds non-finite values.
+    """
+    path = require_file(path, "weights file", WeightsError)
     try:
         with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {}), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read `{path}` as a safetensors file: {exc}") from None
+        raise WeightsError(f"cannot read `{path}` as a safetensors file: {one_line(exc)}") from None
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"`{path}` holds NaN or infinite values in `{name}`; it is not "
+                               f"usable (was it saved from a diverged run?)")
+    return metadata, tensors
+
+
+def weights_layers(metadata: dict[str, str], path: str | Path) -> int | None:
+    """The layer count a weights file records (None when it records none)."""
+    layers = metadata.get("num_layers")
+    if layers is None:
+        return None
+    if not layers.isdigit() or int(layers) < 1:
+        raise WeightsError(f"`{path}` records an invalid layer count {layers!r}")
+    return int(layers)
 
 
 def _check_spec(model: nn.Module, metadata: dict[str, str], path: Path) -> None:
@@ -84,8 +113,8 @@ def _check_spec(model: nn.Module, metadata: dict[str, str], path: Path) -> None:
             f"`{model.SPEC_NAME}` (sha256 {model.SPEC_SHA256[:12]}...); weights only load into "
             f"a network compiled from the exact spec they were trained with"
         )
-    layers = metadata.get("num_layers")
-    if layers is not None and int(layers) != model.num_layers:
+    layers = weights_layers(metadata, path)
+    if layers is not None and layers != model.num_layers:
         raise WeightsError(f"`{path}` holds {layers} layers but this network has "
                            f"{model.num_layers}; build it with num_layers={layers}")
 
@@ -105,20 +134,40 @@ def _check_shapes(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path
             )
 
 
+_CHECKPOINT_FIELDS = ("fingerprint", "model", "optimizer", "generator", "rng", "loop")
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write the resumable training state (see `loop.py` for its fields)."""
     _atomic(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path, fingerprint: dict) -> dict:
-    """Read a training checkpoint, refusing one written by a differently configured run."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for a corrupt file
-        raise ConfigError(f"cannot read checkpoint `{path}`: {exc}") from None
-    if state.get("fingerprint") != fingerprint:
-        changed = sorted(k for k in set(fingerprint) | set(state.get("fingerprint", {}))
-                         if state.get("fingerprint", {}).get(k) != fingerprint.get(k))
+    """Read a training checkpoint, refusing one written by a differently configured run.
+
+    Options in `config.ADJUSTABLE` (the learning rate) may differ: the resumed run uses its own.
+    """
+    state = _read_checkpoint(path)
+    theirs = state["fingerprint"]
+    changed = sorted(k for k in set(fingerprint) | set(theirs)
+                     if k not in ADJUSTABLE and theirs.get(k) != fingerprint.get(k))
+    if changed:
         raise ConfigError(f"cannot resume from `{path}`: it was written with different "
                           f"settings ({', '.join(changed)}); use another --out or drop --resume")
+    return state
+
+
+def checkpoint_lr(path: str | Path) -> float | None:
+    """The learning rate a checkpoint was written with (None if it records none)."""
+    lr = _read_checkpoint(path)["fingerprint"].get("lr")
+    return lr if isinstance(lr, float) else None
+
+
+def _read_checkpoint(path: str | Path) -> dict:
+    state = read_torch(path, "checkpoint", ConfigError)
+    missing = [k for k in _CHECKPOINT_FIELDS if not isinstance(state, dict) or k not in state]
+    if missing or not isinstance(state["fingerprint"], dict):
+        raise ConfigError(f"`{path}` is not an unfoldc training checkpoint (it lacks "
+                          f"{', '.join(missing) or 'a fingerprint'}); use another --out or drop "
+                          f"--resume")
     return state

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from unfoldc.train.config import TrainConfig
 from unfoldc.train.errors import DataError, TrainError
+from unfoldc.train.files import CHECKPOINT, check_out_dir, require_file
 from unfoldc.train.schemes import SCHEMES
 from unfoldc.train.tasks import Task
 
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--loss", choices=("nmse", "mse"), default="nmse")
     train.add_argument("--steps", type=_positive_int, default=1000,
                        help="total steps, or the cap of each stage (layerwise, incremental)")
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--lr", type=float,
+                       help="Adam learning rate (default 1e-3; with --resume, the run's own "
+                            "unless given: pass it to continue at another rate)")
     train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                        help="cosine: anneal every stage's rates to 0 at its step cap")
     train.add_argument("--batch", type=_positive_int, default=64)
@@ -103,8 +106,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--classical-layers", type=int, default=1000,
                        help="iterations of the converged classical baseline (0: skip)")
     output = parser.add_argument_group("output")
-    output.add_argument("--out", required=True, metavar="DIR")
+    output.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for the weights, metrics, plots and checkpoint; one "
+                             "holding an earlier run's outputs is refused unless --resume or "
+                             "--overwrite")
     output.add_argument("--resume", action="store_true", help="continue DIR's checkpoint")
+    output.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier run in DIR")
     output.add_argument("--no-plots", action="store_true")
     output.add_argument("--no-progress", action="store_true")
 
@@ -112,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `unfoldc train`; return the exit code."""
     try:
+        check_out_dir(args.out, args.resume, args.overwrite)  # before any slow work
         model_cls = _load(args.spec)
         task = _task(args, model_cls)
         model = _build(model_cls, task, args)
@@ -140,8 +149,7 @@ class _SpecError(Exception):
 
 
 def _load(spec: str):
-    if not Path(spec).is_file():
-        raise _SpecError(f"error: spec file `{spec}` does not exist")
+    require_file(spec, "spec file")
     import unfoldc  # lazily: the compiler is only needed once arguments are valid
 
     try:
@@ -164,30 +172,40 @@ def _task(args, model_cls) -> Task:
 def _data_task(args, model_cls) -> Task:
     """A published instance when the file has its arrays, else user arrays."""
     from unfoldc.train import tasks, userdata
+    from unfoldc.train.files import load_arrays
 
     path = Path(args.data)
-    names = set(userdata.load_arrays(path))
-    if {"A", "x_test"} <= names:
-        return tasks.published_sparse_recovery(path, args.p, args.snr, args.data_seed)
-    if {"U_star", "V_star", "Y"} <= names:
-        return tasks.published_robust_pca(path, None, args.data_seed)
-    return userdata.user_task(path, model_cls)
+    arrays = load_arrays(path)
+    if {"A", "x_test"} <= set(arrays):
+        task = tasks.published_sparse_recovery(path, args.p, args.snr, args.data_seed)
+    elif {"U_star", "V_star", "Y"} <= set(arrays):
+        task = tasks.published_robust_pca(path, None, args.data_seed)
+    else:
+        return userdata.user_task(path, model_cls)
+    # A published file may hold more givens than its task uses (ALISTA's analytic `W`).
+    task.givens.update({name: arrays[name] for name in model_cls.GIVENS
+                        if name in arrays and name not in task.givens})
+    print(f"givens from `{path}`: {', '.join(f'`{name}`' for name in task.givens)}",
+          file=sys.stderr)
+    return task
 
 
 def _build(model_cls, task: Task, args):
     from unfoldc.train.binding import bind
     from unfoldc.train.distributed import local_device
+    from unfoldc.train.operands import build
+    from unfoldc.train.validate import check_task
 
     binding = bind(model_cls, task)
     missing = [g for g in model_cls.GIVENS if g not in binding.givens]
     if missing:
         raise DataError(f"the spec's given(s) {', '.join(f'`{g}`' for g in missing)} are not "
                         f"provided by the task `{task.name}`; put them in the --data file")
+    check_task(model_cls, task, binding)
     device = local_device()
     givens = {k: v.to(device=device, dtype=_dtype()) for k, v in
               binding.model_givens(task).items()}
-    layers = args.layers or model_cls.DEFAULT_LAYERS
-    return model_cls(num_layers=layers, **givens)
+    return build(model_cls, givens, args.layers)
 
 
 def _dtype():
@@ -200,7 +218,7 @@ def _fit(model, task: Task, args, baseline=None):
     from unfoldc.train.fit import fit
 
     config = TrainConfig(
-        scheme=args.scheme, loss=args.loss, steps=args.steps, lr=args.lr, batch=args.batch,
+        scheme=args.scheme, loss=args.loss, steps=args.steps, lr=_lr(args), batch=args.batch,
         seed=args.seed, patience=args.patience, eval_every=args.eval_every,
         refine=args.refine, decay=args.decay, shared=args.shared, lr_schedule=args.lr_schedule,
         layer_weights=args.layer_weights, every_layer=args.every_layer,
@@ -211,8 +229,19 @@ def _fit(model, task: Task, args, baseline=None):
               else sys.argv, "spec_path": str(args.spec), "data": args.data,
               "init_weights": args.weights,
               "num_layers": model.num_layers}
-    return fit(model, task, config, out=args.out, resume=args.resume, record=record,
-               baseline=baseline)
+    return fit(model, task, config, out=args.out, resume=args.resume, overwrite=args.overwrite,
+               record=record, baseline=baseline)
+
+
+def _lr(args) -> float:
+    """--lr, else the resumed run's rate, else the default."""
+    from unfoldc.train.checkpoint import checkpoint_lr
+
+    if args.lr is not None:
+        return args.lr
+    checkpoint = Path(args.out) / CHECKPOINT
+    resumed = checkpoint_lr(checkpoint) if args.resume and checkpoint.is_file() else None
+    return TrainConfig.lr if resumed is None else resumed
 
 
 def _summary(metrics: dict, out: Path) -> None:

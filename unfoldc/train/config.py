@@ -14,6 +14,10 @@ from unfoldc.train.schemes import SCHEMES
 # may change them.
 COSMETIC = ("progress", "plots", "classical_layers", "checkpoint_every")
 
+# Options a resumed run may change on purpose: recorded in checkpoints, not compared. The rate
+# is one, so that a run that diverged can continue from its last checkpoint more slowly.
+ADJUSTABLE = ("lr",)
+
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -48,7 +52,8 @@ class TrainConfig:
         decay: layer-wise per-later-layer lr decay (0.3 in the reference code).
         shared: layer-wise policy for shared parameters, `first` or `refine` (see schemes.py).
         grad_checkpoint: recompute each layer in backward (`forward(..., checkpoint=True)`).
-        divergence_factor: a loss above this multiple of the stage's first loss is divergence.
+        divergence_factor: a loss that rises above the stage's first loss by more than this
+            multiple of the first loss's magnitude is divergence.
         classical_layers: layers for the "run to convergence" classical baseline (0: skip).
         mapping: explicit `{spec_name: task_name}` pairs for binding.
         progress: draw a progress line on stderr (None: when stderr is a terminal).

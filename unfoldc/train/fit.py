@@ -14,17 +14,28 @@ from torch import nn
 
 from unfoldc.train import plots
 from unfoldc.train.binding import Binding, bind
-from unfoldc.train.checkpoint import CHECKPOINT, WEIGHTS, load_checkpoint, save_weights
+from unfoldc.train.checkpoint import load_checkpoint, save_weights
 from unfoldc.train.config import TrainConfig, make_config
 from unfoldc.train.criterion import Criterion, placement
 from unfoldc.train.distributed import Ranks, setup
 from unfoldc.train.errors import ConfigError
+from unfoldc.train.files import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    PLOTS,
+    WEIGHTS,
+    check_out_dir,
+    clear_outputs,
+    one_line,
+)
 from unfoldc.train.loop import Trainer
 from unfoldc.train.losses import resolve_loss
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.schemes import build_stages
 from unfoldc.train.tasks import Task
 from unfoldc.train.userdata import user_task
+from unfoldc.train.validate import check_targets
 
 
 @dataclass
@@ -38,8 +49,8 @@ class FitResult:
 
 
 def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = None, *,
-        out: str | Path | None = None, resume: bool = False, callback=None,
-        record: dict | None = None, baseline: nn.Module | None = None,
+        out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+        callback=None, record: dict | None = None, baseline: nn.Module | None = None,
         **options) -> FitResult:
     """Train a compiled network in place with one of the schemes.
 
@@ -50,6 +61,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
             e.g. `fit(model, task, scheme="layerwise", steps=500, lr=5e-4)`.
         out: directory for weights.safetensors, config.json, metrics.json, plots, checkpoint.
         resume: continue from `out/checkpoint.pt` when it exists.
+        overwrite: replace the outputs of an earlier run in `out` (refused by default).
         callback: called after every step with a `loop.StepInfo`.
         record: extra JSON entries for config.json (the CLI records the spec path there).
         baseline: the network reported as `classical_nmse_db` (default: `model` as it is before
@@ -62,21 +74,22 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
         TrainError: a user error (bad option or data, mismatched checkpoint, divergence).
     """
     config = make_config(config, options)
+    out = None if out is None else check_out_dir(out, resume, overwrite)
     task = data if isinstance(data, Task) else user_task(data, type(model))
     binding = bind(model, task, config.mapping)
     criterion = _criterion(model, binding, config)
+    _check_data(task, binding, config)
     _check_grad_checkpoint(model, config)
     stages = build_stages(model, config.scheme, config.steps, config.patience,
                           every_layer=config.every_layer, refine=config.refine,
                           decay=config.decay, shared=config.shared)
     ranks = setup(placement(model)[1])
     torch.manual_seed(config.seed)
-    out = None if out is None else Path(out)
     untrained = copy.deepcopy(model) if baseline is None else baseline
     fingerprint = _fingerprint(model, task, config)
     trainer = Trainer(model, task, binding, criterion, stages, config, ranks, out, fingerprint,
                       callback)
-    _prepare_out(out, ranks, resume, trainer, fingerprint)
+    _prepare_out(out, ranks, resume, overwrite, trainer, fingerprint)
     start = time.perf_counter()
     state = trainer.run()
     metrics = measure(model, untrained, task, binding, config.classical_layers)
@@ -95,8 +108,17 @@ def _criterion(model, binding: Binding, config: TrainConfig) -> Criterion:
     if not unsupervised and not binding.targets:
         raise ConfigError("the data has no ground truth for any output; use "
                           "--scheme unsupervised or provide targets named after the outputs")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"`{model.SPEC_NAME}` has no trainable parameter, so there is nothing "
+                          f"to train; declare one with `train` in the spec")
     return Criterion(resolve_loss(config.loss), tuple(binding.targets), unsupervised,
                      config.layer_weights)
+
+
+def _check_data(task: Task, binding: Binding, config: TrainConfig) -> None:
+    """All-zero targets make the NMSE undefined (0 / 0): refuse them before training."""
+    if config.scheme != "unsupervised" and config.loss == "nmse":
+        check_targets(task, binding)
 
 
 def _check_grad_checkpoint(model, config: TrainConfig) -> None:
@@ -111,20 +133,29 @@ def _fingerprint(model: nn.Module, task: Task, config: TrainConfig) -> dict:
             "task": json.dumps(task.description, sort_keys=True), **config.fingerprint()}
 
 
-def _prepare_out(out: Path | None, ranks: Ranks, resume: bool, trainer: Trainer,
-                 fingerprint: dict) -> None:
+def _prepare_out(out: Path | None, ranks: Ranks, resume: bool, overwrite: bool,
+                 trainer: Trainer, fingerprint: dict) -> None:
+    """Create `out` (already checked by `check_out_dir`), clear it or restore its checkpoint."""
     if out is None:
         if resume:
             raise ConfigError("resume needs an output directory to resume from")
         return
     if ranks.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            clear_outputs(out)
     ranks.barrier()
     if resume and (out / CHECKPOINT).is_file():
-        trainer.restore(load_checkpoint(out / CHECKPOINT, fingerprint))
-    elif not resume and (out / CHECKPOINT).is_file():
-        raise ConfigError(f"`{out}` already holds a training run; pass resume=True (--resume) "
-                          f"to continue it or choose another output directory")
+        _restore(trainer, out / CHECKPOINT, fingerprint)
+
+
+def _restore(trainer: Trainer, path: Path, fingerprint: dict) -> None:
+    checkpoint = load_checkpoint(path, fingerprint)
+    try:
+        trainer.restore(checkpoint)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot resume from `{path}`: its contents do not fit this network "
+                          f"({one_line(exc)}); use another --out or drop --resume") from None
 
 
 def measure(model: nn.Module, untrained: nn.Module, task: Task, binding: Binding,
@@ -166,12 +197,13 @@ def _write_outputs(out: Path, model, task: Task, config: TrainConfig, metrics: d
     spec = {"name": model.SPEC_NAME, "sha256": model.SPEC_SHA256,
             "num_layers": model.num_layers, "class": type(model).__name__}
     run = {"spec": spec, "task": task.description, "train": config.to_json(), **(record or {})}
-    _write_json(out / "config.json", run)
-    _write_json(out / "metrics.json", {**metrics, "history": history})
+    _write_json(out / CONFIG, run)
+    _write_json(out / METRICS, {**metrics, "history": history})
     if config.plots:
-        plots.plot_nmse(metrics, out / "nmse_per_layer.png")
-        plots.plot_training(history, out / "training_curve.png")
-        plots.plot_parameters(model, out / "parameters.png")
+        nmse, training, parameters = (out / name for name in PLOTS)
+        plots.plot_nmse(metrics, nmse)
+        plots.plot_training(history, training)
+        plots.plot_parameters(model, parameters)
 
 
 def _write_json(path: Path, data: dict) -> None:

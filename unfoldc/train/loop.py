@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from unfoldc.train.binding import Binding
-from unfoldc.train.checkpoint import CHECKPOINT, WEIGHTS, save_checkpoint, save_weights
+from unfoldc.train.checkpoint import save_checkpoint, save_weights
 from unfoldc.train.config import TrainConfig, lr_factor
 from unfoldc.train.criterion import Criterion, to_model
 from unfoldc.train.distributed import Ranks
 from unfoldc.train.errors import TrainingDiverged
+from unfoldc.train.files import CHECKPOINT, WEIGHTS
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.progress import Progress
 from unfoldc.train.schemes import Stage
@@ -161,7 +162,7 @@ class Trainer:
             self.state.first_loss = value
         if not math.isfinite(value):
             self._diverged(stage, f"the loss is {value}")
-        if value > self.config.divergence_factor * self.state.first_loss:
+        if exploded(value, self.state.first_loss, self.config.divergence_factor):
             self._diverged(stage, f"the loss exploded to {value:.3e} (the stage began at "
                                   f"{self.state.first_loss:.3e})")
 
@@ -170,20 +171,20 @@ class Trainer:
             self._diverged(stage, "a parameter became NaN or infinite")
 
     def _diverged(self, stage: Stage, why: str) -> None:
-        """Fall back to the last good state, save it, and stop with a message."""
+        """Fall back to the last good state, save it (if it holds any training), and stop."""
         self.progress.close()
         self.model.load_state_dict(self._good["model"])
-        where = "the initial weights"
-        if self._good["loop"]["total"]:
-            where = f"the checkpoint at step {self._good['loop']['total']}"
-        kept = ""
-        if self.out is not None and self.ranks.is_main:
-            save_weights(self.model, self.out / WEIGHTS)
+        trained = self._good["loop"]["total"]
+        where = f"the checkpoint at step {trained}" if trained else "the initial weights"
+        kept, retry = "", f"try a smaller learning rate than {self.config.lr:g}"
+        if self.out is not None and trained:
+            if self.ranks.is_main:
+                save_weights(self.model, self.out / WEIGHTS)
             kept = f" and saved to {self.out / WEIGHTS}"
+            retry += f", e.g. continue with --resume --lr {self.config.lr / 10:g}"
         raise TrainingDiverged(
             f"training diverged in stage `{stage.name}` at step {self.state.step + 1}: {why}; "
-            f"the network was reset to {where}{kept}; try a smaller learning rate "
-            f"(now {self.config.lr:g})"
+            f"the network was reset to {where}{kept}; {retry}"
         )
 
     def _after_step(self, stage: Stage, optimizer, loss: float) -> None:
@@ -240,6 +241,15 @@ class Trainer:
         self._good = self._snapshot(optimizer)
         if self.out is not None and self.ranks.is_main:
             save_checkpoint(self.out / CHECKPOINT, self._good)
+
+
+def exploded(value: float, first: float, factor: float) -> bool:
+    """Whether `value` rose above `first` by more than `factor` times the first loss's size.
+
+    Measured from the first value on its own scale, so that objectives which start negative
+    (an unsupervised objective with a constant term) or at zero are not divergent at once.
+    """
+    return value - first > factor * abs(first) if first else False
 
 
 def _stderr_is_tty() -> bool:

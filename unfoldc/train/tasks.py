@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from unfoldc.train.errors import DataError
+from unfoldc.train.files import load_arrays
 
 Arrays = dict[str, torch.Tensor]
 Sampler = Callable[[int, torch.Generator], Arrays]
@@ -209,15 +209,8 @@ def _json_float(value: float) -> float | str:
     return "inf" if math.isinf(value) else value
 
 
-def _load_npz(path: str | Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file `{path}` does not exist")
-    try:
-        with np.load(path) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read `{path}` as a .npz file: {exc}") from None
+def _load_npz(path: str | Path, required: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    arrays = load_arrays(path)
     missing = [name for name in required if name not in arrays]
     if missing:
         raise DataError(
@@ -238,8 +231,7 @@ def published_sparse_recovery(
         **kwargs: passed on to `sparse_recovery` (val_size, train_size).
     """
     arrays = _load_npz(path, ("A", "x_test"))
-    A = torch.from_numpy(arrays["A"]).to(torch.float64)
-    test_x = torch.from_numpy(arrays["x_test"]).to(torch.float64)
+    A, test_x = arrays["A"], arrays["x_test"]
     return sparse_recovery(p=p, snr_db=snr_db, seed=seed, A=A, test_x=test_x,
                            source=str(path), **kwargs)
 
@@ -255,9 +247,7 @@ def published_robust_pca(path: str | Path, alpha: float | None = None, seed: int
         **kwargs: passed on to `robust_pca` (val_size).
     """
     arrays = _load_npz(path, ("U_star", "V_star", "Y"))
-    U = torch.from_numpy(arrays["U_star"]).to(torch.float64)
-    V = torch.from_numpy(arrays["V_star"]).to(torch.float64)
-    Y = torch.from_numpy(arrays["Y"]).to(torch.float64)
+    U, V, Y = arrays["U_star"], arrays["V_star"], arrays["Y"]
     X = U @ V.T
     S = Y - X
     if alpha is None:

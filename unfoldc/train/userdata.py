@@ -10,58 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from unfoldc.train.errors import DataError
+from unfoldc.train.files import load_arrays
 from unfoldc.train.tasks import Arrays, Task
+from unfoldc.train.validate import check_shapes
 
 SPLITS = ("val_", "test_")
-
-
-def load_arrays(path: str | Path) -> Arrays:
-    """Read every array of a `.npz` file or a `.pt` file holding a dict of tensors/arrays."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file `{path}` does not exist")
-    if path.suffix == ".npz":
-        raw = _read_npz(path)
-    elif path.suffix == ".pt":
-        raw = _read_pt(path)
-    else:
-        raise DataError(f"data file `{path}` must end in .npz or .pt")
-    return {name: _as_tensor(path, name, value) for name, value in raw.items()}
-
-
-def _read_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read `{path}` as a .npz file: {exc}") from None
-
-
-def _read_pt(path: Path) -> dict:
-    try:
-        # weights_only refuses pickled code: a data file must not run anything.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise DataError(f"cannot read `{path}` as a .pt file: {exc}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"`{path}` must hold a dict of named arrays, not {type(data).__name__}")
-    return data
-
-
-def _as_tensor(path: Path, name: str, value) -> torch.Tensor:
-    if isinstance(value, np.ndarray):
-        if not np.issubdtype(value.dtype, np.number):
-            raise DataError(f"array `{name}` in `{path}` is not numeric (dtype {value.dtype})")
-        value = torch.from_numpy(np.ascontiguousarray(value))
-    if not isinstance(value, torch.Tensor):
-        raise DataError(f"entry `{name}` in `{path}` is a {type(value).__name__}, not an array")
-    if value.is_complex() or value.dtype == torch.bool:
-        raise DataError(f"array `{name}` in `{path}` must be real, not {value.dtype}")
-    return value.to(torch.float64)
 
 
 def user_task(path: str | Path, model_cls, val_fraction: float = 0.1) -> Task:
@@ -81,6 +35,7 @@ def user_task(path: str | Path, model_cls, val_fraction: float = 0.1) -> Task:
     targets = tuple(name for name in outputs if name in arrays)
     givens = {name: arrays[name] for name in model_cls.GIVENS if name in arrays}
     train = {name: arrays[name] for name in inputs + targets}
+    check_shapes(model_cls, {**givens, **train}, set(train), f"`{path}`")
     _check_rows(path, train)
     train, val, test = _splits(path, arrays, train, val_fraction)
     description = {"task": "user-data", "path": str(path), "val_fraction": val_fraction}
