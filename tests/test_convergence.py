@@ -188,11 +188,11 @@ def test_check_cli(tmp_path, capsys):
     np.save(h, _h().numpy())
     assert main(["check", spec, "--given", f"H={h}"]) == 0
     assert "ISTA convergence report (16 layers): ok" in capsys.readouterr().out
-    from safetensors.torch import save_file
+    from unfoldc.train.checkpoint import save_weights  # check refuses unlabelled weights
 
     model = _ista_with_steps(_h(), 2.5, [1])
     weights = tmp_path / "weights.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    save_weights(model, weights)
     rc = main(["check", spec, "--given", f"H={h}", "--weights", str(weights), "--layers", "64"])
     assert rc == 1
     assert "FAILING on layers [1]" in capsys.readouterr().out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -19,12 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--given", action="append", default=[], metavar="NAME=FILE.npy",
                    help="a given operand as a NumPy .npy file (repeat for several)")
     p.add_argument("--weights", metavar="FILE",
-                   help="trained weights: a safetensors file or a torch state_dict")
+                   help="trained weights: a weights.safetensors written by `unfoldc train` "
+                   "(its givens and depth are used unless --given / --layers say otherwise)")
     p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
 
 
 def run(args) -> int:
-    from unfoldc.cli import UsageError
+    from unfoldc.cli import EXIT_USER, UsageError
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import compile_file
 
@@ -33,56 +33,51 @@ def run(args) -> int:
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
+    if args.layers is not None and args.layers < 1:
+        raise UsageError("--layers takes a positive number")
     givens = dict(_parse_given(g, UsageError) for g in args.given)
     names = [s.name for s in art.program.by_role("given")]
     unknown = sorted(set(givens) - set(names))
     if unknown:
         raise UsageError(f"the spec has no given named {', '.join(unknown)} "
                          f"(givens: {', '.join(names) or 'none'})")
-    if not givens and names:
+    if not givens and names and not args.weights:
         print("(give the operands with --given NAME=FILE.npy to evaluate them)")
         return EXIT_OK
     missing = [n for n in names if n not in givens]
-    if missing:
+    if missing and not args.weights:  # a weights file holds the givens it was trained with
         raise UsageError(f"missing --given for {', '.join(missing)}")
-    report = _evaluate(art, givens, args)
+    from unfoldc.train.errors import TrainError  # imports torch, as evaluating does
+
+    try:
+        report = _evaluate(art, givens, args)
+    except TrainError as exc:  # bad arrays or weights: a user error, in one line
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
     print()
     print(_highlight(str(report), sys.stdout))
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
-def _parse_given(text: str, usage) -> tuple[str, object]:
-    import numpy as np
-
+def _parse_given(text: str, usage) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
         raise usage(f"--given takes NAME=FILE.npy, got {text!r}")
-    return name, np.load(Path(path))
+    return name, path
 
 
-def _evaluate(art, givens: dict, args):
-    import torch
-
+def _evaluate(art, paths: dict[str, str], args):
     from unfoldc.loader import _class_from
+    from unfoldc.train import operands
 
     cls = _class_from(art)
-    kw = {cls_name: torch.as_tensor(v) for cls_name, v in givens.items()}
-    if args.layers:
-        kw["num_layers"] = args.layers
-    model = cls(**kw)
+    givens = {name: operands.read_given(name, path) for name, path in paths.items()}
+    origins = {name: f"`{path}`" for name, path in paths.items()}
     if args.weights:
-        model.load_state_dict(_load_weights(args.weights))
+        model = operands.build_with_weights(cls, givens, args.weights, args.layers, origins)
+    else:
+        model = operands.build(cls, givens, args.layers, origins)
     return model.convergence_report()
-
-
-def _load_weights(path: str) -> dict:
-    import torch
-
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _highlight(text: str, stream) -> str:
