@@ -133,3 +133,34 @@ def test_algorithm_name_ending_in_layer_loads():
 def test_let_named_eps_in_a_spec_with_convergence_conditions():
     text = rename(ISTA, "L", "eps")
     assert torch.equal(run(text), run(ISTA))
+
+
+# ---- constants without a finite value (E0310) ----------------------------------------------------
+@pytest.mark.parametrize(("constant", "message"), [
+    ("10 ^ 400", "`10 ^ 400` is too large"),
+    ("2^2^2^2^2", "`2^2^2^2^2` is too large"),
+    ("1e308 * 10", "`1e308 * 10` is too large"),
+    ("0 ^ -1", "`0 ^ -1` divides by zero"),
+    ("(-1) ^ 0.5", "`(-1) ^ 0.5` has no real value"),
+    ("1e309", "the number `1e309` is too large"),
+    ("1" + "0" * 309, f"the number `1{'0' * 36}...` is too large"),
+])
+def test_constant_folding_overflow_and_undefined_values_are_located_errors(constant, message):
+    text = ISTA.replace("mu * 0.1)", f"mu * ({constant}))")
+    with pytest.raises(unfoldc.UserError) as err:
+        unfoldc.compile_source(Source("t.unf", text))
+    (diag,) = err.value.diagnostics
+    assert (diag.code, diag.message, diag.span.line, diag.span.col) == ("E0310", message, 8, 49)
+
+
+@pytest.mark.parametrize("division", ["1 / 0", "s / 0", "s / (1 - 1)"])
+def test_division_by_a_constant_zero_is_a_located_error(division):
+    text = ISTA.replace("mu * 0.1)", f"mu * 0.1) + {division}")
+    assert errors(text) == [("E0310", 8, 55)]
+
+
+def test_a_non_finite_number_is_never_printed_as_bare_inf():
+    from unfoldc.codegen.exprs import format_number
+
+    assert [eval(format_number(v)) for v in (1e309, -1e309)] == [1e309, -1e309]  # noqa: S307
+    assert format_number(float("nan")) == 'float("nan")'

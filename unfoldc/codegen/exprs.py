@@ -7,6 +7,7 @@ per-sample scalar has shape (B,), so before it meets a batched vector (B, n) or 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -17,7 +18,13 @@ from unfoldc.ops import PREC_ATOM, PREC_NEG, Code
 
 
 def format_number(value: float) -> str:
-    """Shortest round-tripping text of a number (integers without `.0` where exact)."""
+    """Shortest round-tripping text of a number (integers without `.0` where exact).
+
+    Infinities and NaN (which the front end refuses in specs, E0310) are spelled as calls:
+    `repr` would give a bare `inf`, a NameError in the generated module.
+    """
+    if not math.isfinite(value):
+        return f'float("{float(value)!r}")'
     if float(value).is_integer() and abs(value) < 1e16:
         return f"{int(value)}"
     return repr(float(value))

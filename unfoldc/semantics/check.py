@@ -15,6 +15,7 @@ from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
 from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
 from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
@@ -311,7 +312,7 @@ class Checker:
         """Convert and type-check `e` in context `ctx` (a role, `body` or `bound`)."""
         match e:
             case nodes.Number():
-                return Const(e.value)
+                return self._number(e)
             case nodes.Name():
                 return self._name(e, ctx)
             case nodes.Neg():
@@ -324,6 +325,22 @@ class Checker:
             case nodes.Call():
                 return self._call(e, ctx)
         raise TypeError(f"no conversion for AST node {type(e).__name__}")
+
+    def _number(self, e: nodes.Number) -> Expr | None:
+        problem = check_literal(e.value, e.text)
+        if problem is not None:
+            self._no_value(problem, e.span)
+            return None
+        return Const(e.value)
+
+    def _no_value(self, problem: NoValue, span: Span) -> None:
+        self.error("E0310", problem.message, span, problem.label, problem.help)
+
+    def _text(self, span: Span) -> str:
+        """The source text of `span` (its first line when it spans several)."""
+        line = self.source.line_text(span.line)
+        end = span.end_col if span.end_line == span.line else len(line) + 1
+        return line[span.col - 1 : end - 1]
 
     def _check_objective(self) -> Expr | None:
         m = self.spec.objective
@@ -451,7 +468,10 @@ class Checker:
         if op == "eye" and not args:
             self.fresh_spans[out.dims[0]] = node.span
         batched = any(a.type.batched for a in args)
-        folded = _fold(op, args)
+        folded = fold_checked(op, args, self._text(node.span), _fold)
+        if isinstance(folded, NoValue):
+            self._no_value(folded, node.span)
+            return None
         return folded if folded is not None else Op(op, tuple(args), out.with_batched(batched))
 
     def _declared_notes(self, args: list) -> tuple[str, ...]:
