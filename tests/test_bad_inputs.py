@@ -304,3 +304,8 @@ def test_spec_path_messages(case, tmp_path, capsys):
     rc, _, err = _cli(capsys, "train", spec, "--out", tmp_path / "run", *FAST)
     _one_line_error(rc, err, "s.unf")
     assert ("directory" in err) == (case == "spec directory")
+
+
+def test_a_missing_output_directory_is_not_blamed_on_the_spec(tmp_path, capsys):
+    rc, _, err = _cli(capsys, "compile", ISTA, "-o", tmp_path / "nowhere" / "ista.py")
+    assert rc == 1 and "nowhere" in err and "NAME.unf" not in err

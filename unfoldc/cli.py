@@ -186,11 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unfoldc: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except FileNotFoundError as err:
-        print(f"error: no such file or directory: `{err.filename}`", file=sys.stderr)
-        print("  = help: check the path (specs are usually named `NAME.unf`)", file=sys.stderr)
+        print(f"error: no such file or directory: `{err.filename or err}`", file=sys.stderr)
+        if _is_spec(err.filename, args):
+            print("  = help: check the path (specs are usually named `NAME.unf`)",
+                  file=sys.stderr)
         return EXIT_USER
     except IsADirectoryError as err:
-        print(f"error: `{err.filename}` is a directory, not a spec file", file=sys.stderr)
+        what = "a spec file" if _is_spec(err.filename, args) else "a file"
+        print(f"error: `{err.filename}` is a directory, not {what}", file=sys.stderr)
         return EXIT_USER
     except PermissionError as err:
         print(f"error: permission denied: `{err.filename}`", file=sys.stderr)
@@ -199,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as err:  # noqa: BLE001 - the last line of defence: report, don't crash
         return _internal_error(err)
+
+
+def _is_spec(filename, args) -> bool:
+    """Whether an OS error is about the spec (for a hint about spec names)."""
+    return filename is not None and str(filename) == str(getattr(args, "spec", None))
 
 
 def _internal_error(err: Exception) -> int:
