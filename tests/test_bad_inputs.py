@@ -309,3 +309,32 @@ def test_spec_path_messages(case, tmp_path, capsys):
 def test_a_missing_output_directory_is_not_blamed_on_the_spec(tmp_path, capsys):
     rc, _, err = _cli(capsys, "compile", ISTA, "-o", tmp_path / "nowhere" / "ista.py")
     assert rc == 1 and "nowhere" in err and "NAME.unf" not in err
+
+
+ALISTA = """algorithm Analytic
+given A : matrix[m, n]
+given W : matrix[m, n]
+input y : vector[m]
+state x : vector[n] = 0
+train g : scalar per_layer = 0.5 positive
+train t : scalar per_layer = 0.01 nonneg
+layers 2:
+    x <- soft(x - g * W.T @ (A @ x - y), g * t)
+output x
+"""
+
+
+@pytest.mark.parametrize("w_cols, rc", [(N, 0), (N + 1, 1)])
+def test_published_file_binds_every_given_it_holds(w_cols, rc, tmp_path, capsys):
+    spec = tmp_path / "analytic.unf"
+    spec.write_text(ALISTA)
+    data = tmp_path / "published.npz"
+    rng = np.random.default_rng(2)
+    np.savez(data, A=_H(), W=_H()[:, :1] * np.ones((M, w_cols)),
+             x_test=rng.standard_normal((6, N)) * (rng.random((6, N)) < 0.5))
+    code, _, err = _cli(capsys, "train", spec, "--data", data, "--out", tmp_path / "run",
+                        "--p", "0.5", *FAST)
+    assert code == rc, err
+    assert "givens from" in err and "`A`, `W`" in err
+    if rc:
+        assert "`W`" in err.splitlines()[-1] and "n = " in err
