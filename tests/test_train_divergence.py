@@ -72,3 +72,12 @@ def test_resume_may_change_the_learning_rate(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["train"]["lr"] == 0.001
     assert main(["train", *common, "--steps", "2", "--resume", "--batch", "8"]) == 1
     assert "different settings (batch)" in capsys.readouterr().err
+
+
+def test_an_all_zero_batch_is_not_blamed_on_the_rate(tmp_path, capsys):
+    # Sparse signals of length 4 with p = 0.05: most single-sample batches are zero.
+    rc = main(["train", _spec(tmp_path), "--m", "4", "--n", "4", "--p", "0.05", "--batch", "1",
+               "--steps", "20", "--layers", "2", "--classical-layers", "0", "--no-progress",
+               "--no-plots", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "training batch" in err and "learning rate" not in err

@@ -22,7 +22,7 @@ from unfoldc.train.checkpoint import save_checkpoint, save_weights
 from unfoldc.train.config import TrainConfig, lr_factor
 from unfoldc.train.criterion import Criterion, to_model
 from unfoldc.train.distributed import Ranks
-from unfoldc.train.errors import TrainingDiverged
+from unfoldc.train.errors import DataError, TrainingDiverged
 from unfoldc.train.files import CHECKPOINT, WEIGHTS
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.progress import Progress
@@ -138,6 +138,11 @@ class Trainer:
     def _step(self, stage: Stage, optimizer: torch.optim.Optimizer) -> float:
         batch = to_model(self.task.train_batch(self.config.batch, self.gen), self.model)
         norms = self.criterion.normalizers(self.binding.model_targets(batch), self.config.batch)
+        zero = next((name for name, norm in norms.items() if not norm > 0), None)
+        if zero is not None:  # not the rate's fault: say so instead of reporting divergence
+            raise DataError(f"every target `{zero}` of the training batch at step "
+                            f"{self.state.total + 1} is zero, so its NMSE is 0 / 0; use a larger "
+                            f"--batch, denser targets or --loss mse")
         local = self.ranks.shard(batch)
         loss = self.criterion(self.model, self.binding.model_inputs(local),
                               self.binding.model_targets(local), norms, stage,
