@@ -1,8 +1,20 @@
 """The operator table: one entry per operator, holding everything the compiler knows about it.
 
 Each `OpDef` gives the spelling in a spec, the arity, the shape rule, the sympy form and the
-torch rendering. Adding an operator touches this file only (plus, for operators that need a
-helper function in generated code, `codegen/helpers.py`).
+torch rendering, and the facts the later stages read from it:
+
+    semantics    how the IR interpreter evaluates it (ir/interpreter.py): a function written
+                 from the definition, inline or named in `opsemantics.py`
+    lipschitz    its Lipschitz behaviour in the first argument (convergence/analyze.py)
+    conditions   what that behaviour needs of the other arguments, e.g. a threshold >= 0
+                 (convergence/derive.py turns them into required conditions)
+    prox         for a function a spec may take the prox of, which operator that prox is
+                 (ir/prox.py)
+    fold         constant folding on numbers (semantics/check.py)
+
+Adding an operator touches this file only (plus, for operators that need a helper function in
+generated code, `codegen/helpers.py`, and the regenerated `docs/language.md` table);
+`tests/test_ops_table.py` fails when an entry lacks a fact (`missing_facts`).
 
 Shape rules take the argument expressions and a `DimTable` and return the *unbatched* result
 type; batching is added afterwards (a result is batched when any argument is). They raise
@@ -48,8 +60,103 @@ class Code:
 
 
 @dataclass(frozen=True)
+class Semantics:
+    """How the IR interpreter evaluates an operator (on one sample: unbatched tensors).
+
+    `fn` is a function written from the operator's definition, independently of its rendering:
+    inline (tensor methods only: this module does not import torch), or the name of a function
+    in `unfoldc/opsemantics.py`. `call` is its calling convention: "values" (the argument
+    values), "shape" (the result's unbatched shape and the dtype), "binder" (the unevaluated
+    arguments, an evaluator and the environment: for operators that bind a variable).
+    """
+
+    fn: Callable | str
+    call: str = "values"
+
+
+# Lipschitz kinds (see `Lipschitz`).
+LIPSCHITZ_KINDS = ("exact", "prox", "lipschitz", "minmax", "none")
+
+
+@dataclass(frozen=True)
+class Lipschitz:
+    """An operator's Lipschitz behaviour in its first (state) argument when its other arguments
+    are state-free: what the convergence analysis (convergence/analyze.py) may assume.
+
+        exact      handled exactly by a rule of its own (`Analyzer._op_<name>`)
+        prox       the proximal map of the closed convex function `prox_of` (of the first
+                   argument): firmly nonexpansive, 1-Lipschitz where `conditions` hold; a
+                   gradient step inside it is a proximal-gradient step
+        lipschitz  Lipschitz with constant `const`, but not a proximal map
+        minmax     elementwise min/max with a state-free operand: 1-Lipschitz in the other
+        none       not analyzed: a state-dependent argument makes the bound unknown
+    """
+
+    kind: str
+    const: float | None = None
+    prox_of: str = ""
+    why: str = ""
+
+
+EXACT = Lipschitz("exact")
+MINMAX = Lipschitz("minmax", 1.0)
+
+
+def prox_of(function: str) -> Lipschitz:
+    """The proximal map of `function` (written in the further arguments' names)."""
+    return Lipschitz("prox", 1.0, function)
+
+
+def unanalyzed(why: str = "") -> Lipschitz:
+    return Lipschitz("none", why=why)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An operator's argument by position: 0 is the first (state) argument."""
+
+    index: int
+
+    def text(self) -> str:
+        return "abc"[self.index] if self.index < 3 else f"arg{self.index}"
+
+
+@dataclass(frozen=True)
+class ArgCondition:
+    """`lhs op rhs` on an operator's further (state-free) arguments, each an `Arg` or a number:
+    the operator's Lipschitz fact holds only where it does. `note` names it in the report."""
+
+    lhs: Arg | float
+    op: str
+    rhs: Arg | float
+    note: str
+
+    def text(self) -> str:
+        return f"{_side_text(self.lhs)} {self.op} {_side_text(self.rhs)}"
+
+
+def _side_text(x: Arg | float) -> str:
+    return x.text() if isinstance(x, Arg) else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class ProxAtom:
+    """For a function g a spec may take the prox of (ir/prox.py): prox of `a * g(p, extra...)`
+    at v is `op(v, a, *extra)`, or `op(v, *extra)` when not `scaled` (an indicator: the scale
+    does not matter). `op` None is the closed form `v / (1 + 2 a)` (sqnorm). `weighted`: the
+    prox of `a * g(w * p)`, w >= 0 elementwise, is `op(v, a * w)`. `separable`: g is a sum of
+    one-dimensional terms, so an elementwise function and a box combine exactly."""
+
+    op: str | None
+    scaled: bool = True
+    weighted: bool = False
+    separable: bool = False
+
+
+@dataclass(frozen=True)
 class OpDef:
-    """Everything about one operator."""
+    """Everything about one operator (the facts after `numbers_after_first`: see the module
+    docstring; None means not stated, which `missing_facts` reports)."""
 
     name: str
     spelling: str  # how a spec writes it: `+`, `@`, `soft`, ...
@@ -65,12 +172,20 @@ class OpDef:
     # Calls (not infix operators) need a tensor first argument: a number there is printed as a
     # tensor; `numbers_after_first` says whether the other arguments may stay Python numbers.
     numbers_after_first: bool = True
+    semantics: Semantics | None = None
+    lipschitz: Lipschitz | None = None
+    # Stated for every operator that takes more than one argument (possibly `()`).
+    conditions: tuple[ArgCondition, ...] | None = None
+    prox: ProxAtom | None = None
+    fold: Callable[..., float | None] | None = None  # on Python numbers; None: undefined there
 
 
 OPS: dict[str, OpDef] = {}
 
 
 def _op(name, spelling, arity, shape, render, sym, doc, **kw) -> None:
+    if arity[1] <= 1:
+        kw.setdefault("conditions", ())  # no further arguments to put conditions on
     OPS[name] = OpDef(name, spelling, arity, shape, render, sym, doc, **kw)
 
 
@@ -408,91 +523,162 @@ def _sym_div(a, b):
 _ABS = ("abs({x})", PREC_ATOM, 0)  # norms of a scalar (builtin abs: numbers and tensors)
 
 
+# ---- facts --------------------------------------------------------------------------------------
+_S = Semantics
+
+
+def _GE0(i: int, note: str) -> ArgCondition:  # noqa: N802 - reads like a constant in the table
+    return ArgCondition(Arg(i), ">=", 0.0, note)
+
+
+def _BOUNDS(op: str) -> ArgCondition:  # noqa: N802
+    return ArgCondition(Arg(1), "<=", Arg(2), f"{op} bounds")
+
+
 # ---- the table ----------------------------------------------------------------------------------
 _op("add", "+", (2, 2), broadcast, _infix("+", PREC_ADD), lambda a, b: a + b,
-    "sum; a scalar broadcasts", infix=True, elementwise=True)
+    "sum; a scalar broadcasts", infix=True, elementwise=True,
+    semantics=_S(lambda a, b: a + b), lipschitz=EXACT, conditions=(), fold=lambda a, b: a + b)
 _op("sub", "-", (2, 2), broadcast, _infix("-", PREC_ADD), lambda a, b: a - b,
-    "difference; a scalar broadcasts", infix=True, elementwise=True)
+    "difference; a scalar broadcasts", infix=True, elementwise=True,
+    semantics=_S(lambda a, b: a - b), lipschitz=EXACT, conditions=(), fold=lambda a, b: a - b)
 _op("mul", "*", (2, 2), _mul, _infix("*", PREC_MUL), _sym_mul,
-    "product: scaling by a scalar, or elementwise (Hadamard)", infix=True, elementwise=True)
+    "product: scaling by a scalar, or elementwise (Hadamard)", infix=True, elementwise=True,
+    semantics=_S(lambda a, b: a * b), lipschitz=EXACT, conditions=(), fold=lambda a, b: a * b)
 _op("div", "/", (2, 2), _div, _infix("/", PREC_MUL), _sym_div,
-    "quotient; elementwise for equal shapes", infix=True, elementwise=True)
+    "quotient; elementwise for equal shapes", infix=True, elementwise=True,
+    semantics=_S(lambda a, b: a / b), lipschitz=EXACT, conditions=(),
+    fold=lambda a, b: a / b if b else None)
 _op("pow", "^", (2, 2), _pow, _render_pow, lambda a, b: a**b,
-    "power with a scalar exponent, elementwise", infix=True, elementwise=True)
-_op("neg", "-", (1, 1), _same, _render_neg, lambda a: -a, "negation", infix=True)
+    "power with a scalar exponent, elementwise", infix=True, elementwise=True,
+    semantics=_S(lambda a, b: a**b), lipschitz=unanalyzed(), conditions=(),
+    fold=lambda a, b: a**b if a > 0 or float(b).is_integer() else None)
+_op("neg", "-", (1, 1), _same, _render_neg, lambda a: -a, "negation", infix=True,
+    semantics=_S(lambda a: -a), lipschitz=EXACT, fold=lambda a: -a)
 _op("matmul", "@", (2, 2), _matmul, _render_matmul, _sym_matmul,
     "matrix product: matrix @ matrix, matrix @ vector, vector @ vector (inner product)",
-    infix=True)
+    infix=True,
+    semantics=_S(lambda a, b: a @ b), lipschitz=EXACT, conditions=())
 _op("transpose", ".T", (1, 1), _transpose, _render_transpose,
-    lambda a: a.T if _is_mat(a) else a, "transpose of a matrix (`A.T` or `transpose(A)`)")
+    lambda a: a.T if _is_mat(a) else a, "transpose of a matrix (`A.T` or `transpose(A)`)",
+    semantics=_S(lambda a: a.T if a.dim() == 2 else a), lipschitz=unanalyzed())
 _op("eye", "eye", (0, 1), _eye, _render_eye, lambda *a: sympy.Identity(sympy.Symbol("n")),
-    "identity matrix `eye(n)`; `I` infers its size", helper="eye")
+    "identity matrix `eye(n)`; `I` infers its size", helper="eye",
+    semantics=_S("eye", "shape"), lipschitz=unanalyzed(), conditions=())
 _op("zeros", "zeros", (1, 2), _filled, _render_filled("zeros"),
     lambda *a: sympy.ZeroMatrix(*(a + (1,))[:2]), "zero vector/matrix of given sizes",
-    helper="zeros")
+    helper="zeros",
+    semantics=_S("zeros", "shape"), lipschitz=unanalyzed(), conditions=())
 _op("ones", "ones", (1, 2), _filled, _render_filled("ones"),
-    lambda *a: sympy.OneMatrix(*(a + (1,))[:2]), "vector/matrix of ones", helper="ones")
+    lambda *a: sympy.OneMatrix(*(a + (1,))[:2]), "vector/matrix of ones", helper="ones",
+    semantics=_S("ones", "shape"), lipschitz=unanalyzed(), conditions=())
 _op("solve", "solve", (2, 2), _solve, _render_solve,
-    lambda a, b: sympy.MatMul(sympy.Inverse(a), b), "solution x of A x = b (A square)")
+    lambda a, b: sympy.MatMul(sympy.Inverse(a), b), "solution x of A x = b (A square)",
+    semantics=_S("solve"), lipschitz=EXACT, conditions=())
 _op("inv", "inv", (1, 1), _inv, _call("torch.linalg.inv"), lambda a: sympy.Inverse(a),
-    "inverse of a square matrix")
+    "inverse of a square matrix",
+    semantics=_S("inv"), lipschitz=unanalyzed())
 _op("opnorm", "opnorm", (1, 1), _matrix_to_scalar, _call("opnorm"), _fn("opnorm"),
-    "spectral norm (largest singular value)", helper="opnorm")
+    "spectral norm (largest singular value)", helper="opnorm",
+    semantics=_S("opnorm"), lipschitz=unanalyzed())
 _op("norm1", "norm1", (1, 1), _reduce, _reduction("{x}.abs().sum(dim={ax})", _ABS), _fn("norm1"),
-    "sum of absolute values")
+    "sum of absolute values",
+    semantics=_S(lambda a: a.abs().sum()), lipschitz=unanalyzed(),
+    prox=ProxAtom("soft", weighted=True, separable=True))
 _op("norm2", "norm2", (1, 1), _reduce,
     _reduction("torch.linalg.vector_norm({x}, dim={ax})", _ABS), _fn("norm2"),
-    "Euclidean (vector) or Frobenius (matrix) norm")
+    "Euclidean (vector) or Frobenius (matrix) norm",
+    semantics=_S(lambda a: (a * a).sum().sqrt()), lipschitz=unanalyzed(),
+    prox=ProxAtom("block_soft"))
 _op("sqnorm", "sqnorm", (1, 1), _reduce,
     _reduction("{x}.square().sum(dim={ax})", ("{x} ** 2", PREC_POW, PREC_POW + 1)),
-    _fn("sqnorm"), "squared Euclidean / Frobenius norm")
+    _fn("sqnorm"), "squared Euclidean / Frobenius norm",
+    semantics=_S(lambda a: (a * a).sum()), lipschitz=unanalyzed(),
+    prox=ProxAtom(None, separable=True))
 _op("sum", "sum", (1, 1), _reduce, _reduction("{x}.sum(dim={ax})"), _fn("total"),
-    "sum of all entries")
+    "sum of all entries",
+    semantics=_S(lambda a: a.sum()), lipschitz=unanalyzed())
 _op("mean", "mean", (1, 1), _reduce, _reduction("{x}.mean(dim={ax})"), _fn("mean"),
-    "mean of all entries")
+    "mean of all entries",
+    semantics=_S(lambda a: a.mean()), lipschitz=unanalyzed())
 _op("dot", "dot", (2, 2), _dot, lambda a, out: _render_matmul(a, out), _fn("dot"),
-    "inner product of two vectors")
+    "inner product of two vectors",
+    semantics=_S(lambda a, b: (a * b).sum()), lipschitz=unanalyzed(), conditions=())
 _op("abs", "abs", (1, 1), _same, _call("torch.abs"), sympy.Abs, "absolute value, elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.abs()),
+    lipschitz=Lipschitz("lipschitz", 1.0, why="||a| - |b|| <= |a - b|, but not a proximal map"))
 _op("sign", "sign", (1, 1), _same, _call("torch.sign"), sympy.sign, "sign, elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.sign()), lipschitz=unanalyzed("discontinuous at 0"))
 _op("sqrt", "sqrt", (1, 1), _same, _call("torch.sqrt"), sympy.sqrt, "square root, elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.sqrt()), lipschitz=unanalyzed())
 _op("exp", "exp", (1, 1), _same, _call("torch.exp"), sympy.exp, "exponential, elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.exp()), lipschitz=unanalyzed())
 _op("log", "log", (1, 1), _same, _call("torch.log"), sympy.log, "natural log, elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.log()), lipschitz=unanalyzed())
 _op("relu", "relu", (1, 1), _same, _call("torch.relu"), _fn("relu"), "max(v, 0), elementwise",
-    elementwise=True)
+    elementwise=True,
+    semantics=_S(lambda a: a.clamp(min=0)),
+    lipschitz=prox_of("indicator of the nonnegative orthant"))
 _op("min", "min", (1, 2), _minmax, _render_minmax("minimum", "amin"), sympy.Min,
     "smallest entry (one argument) or elementwise minimum (two)", elementwise=True,
-    numbers_after_first=False)
+    numbers_after_first=False,
+    semantics=_S(lambda a, b=None: a.min() if b is None else a.minimum(b)),
+    lipschitz=MINMAX, conditions=())
 _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
     "largest entry (one argument) or elementwise maximum (two)", elementwise=True,
-    numbers_after_first=False)
+    numbers_after_first=False,
+    semantics=_S(lambda a, b=None: a.max() if b is None else a.maximum(b)),
+    lipschitz=MINMAX, conditions=())
 _op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
-    "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True)
+    "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True,
+    semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
+    lipschitz=prox_of("indicator of [b, c]"), conditions=(_BOUNDS("clamp"),))
 _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
     "soft threshold sign(v) max(|v| - t, 0); t scalar or elementwise", elementwise=True,
-    helper="soft")
+    helper="soft",
+    semantics=_S(lambda v, t: v.sign() * (v.abs() - t).clamp(min=0)),
+    lipschitz=prox_of("b * norm1"), conditions=(_GE0(1, "soft threshold"),))
 _op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
-    "hard threshold v * (|v| > t); t scalar or elementwise", elementwise=True, helper="hard")
+    "hard threshold v * (|v| > t); t scalar or elementwise", elementwise=True, helper="hard",
+    semantics=_S(lambda v, t: v.where(v.abs() > t, 0.0)),
+    lipschitz=unanalyzed("discontinuous at |a| = b"),
+    conditions=(_GE0(1, "hard threshold"),))
 _op("soft_ss", "soft_ss", (3, 3), _threshold_ss, _call("soft_ss"), _fn("soft_ss"),
     "soft threshold with support selection (LISTA-CPSS): entries of each vector above both t and "
     "the (1 - q) quantile of its magnitudes pass unchanged, the others are soft-thresholded by t",
-    helper="soft_ss")
+    helper="soft_ss",
+    semantics=_S("soft_ss"), lipschitz=EXACT,
+    conditions=(_GE0(1, "soft_ss threshold"), _GE0(2, "soft_ss selected fraction"),
+                ArgCondition(Arg(2), "<=", 1.0, "soft_ss selected fraction")))
 _op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
-    "singular value thresholding: soft threshold of the singular values", helper="svt")
+    "singular value thresholding: soft threshold of the singular values", helper="svt",
+    semantics=_S("svt"), lipschitz=prox_of("b * nucnorm"),
+    conditions=(_GE0(1, "svt threshold"),))
 _op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),
-    "projection onto the box [lo, hi] (elementwise)", elementwise=True)
+    "projection onto the box [lo, hi] (elementwise)", elementwise=True,
+    semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
+    lipschitz=prox_of("indicator of [b, c]"), conditions=(_BOUNDS("proj_box"),))
 _op("proj_nonneg", "proj_nonneg", (1, 1), _same, _method("clamp", "min=0"), _fn("proj_nonneg"),
-    "projection onto the nonnegative orthant")
+    "projection onto the nonnegative orthant",
+    semantics=_S(lambda v: v.clamp(min=0)),
+    lipschitz=prox_of("indicator of the nonnegative orthant"))
 _op("proj_simplex", "proj_simplex", (1, 1), _vector_op("`proj_simplex`"), _call("proj_simplex"),
     _fn("proj_simplex"), "Euclidean projection onto the probability simplex",
-    helper="proj_simplex")
+    helper="proj_simplex",
+    semantics=_S("proj_simplex"),
+    lipschitz=prox_of("indicator of the probability simplex"))
+# Not elementwise: the helper itself aligns a batched radius (B,).
 _op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call("proj_l2ball"),
     _fn("proj_l2ball"), "projection onto the l2 ball of radius r",
-    helper="proj_l2ball")  # not elementwise: the helper itself aligns a batched radius (B,)
+    helper="proj_l2ball",
+    semantics=_S("proj_l2ball"),
+    lipschitz=prox_of("indicator of the l2 ball of radius b"),
+    conditions=(_GE0(1, "proj_l2ball radius"),))
 
 # ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
 def _norm_any(dims, args) -> Type:
@@ -570,41 +756,60 @@ def _render_indicator(cond: str):
 
 _op("nucnorm", "nucnorm", (1, 1), _matrix_to_scalar,
     _reduction("torch.linalg.matrix_norm({x}, ord='nuc')"), _fn("nucnorm"),
-    "nuclear norm (sum of singular values)")
+    "nuclear norm (sum of singular values)",
+    semantics=_S("nucnorm"), lipschitz=unanalyzed(), prox=ProxAtom("svt"))
 _op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
     _call("block_soft"), _fn("block_soft"),
-    "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft")
+    "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft",
+    semantics=_S("block_soft"), lipschitz=prox_of("b * norm2"),
+    conditions=(_GE0(1, "block_soft threshold"),))
 _op("ind_box", "ind_box", (3, 3), _indicator(2),
     _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),
-    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator")
+    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator",
+    semantics=_S("ind_box"), lipschitz=unanalyzed(), conditions=(),
+    prox=ProxAtom("proj_box", scaled=False, separable=True))
 _op("ind_nonneg", "ind_nonneg", (1, 1), _indicator(0),
     _render_indicator("({x} >= 0).all(dim={ax})"), _fn("ind_nonneg"),
-    "indicator of the nonnegative orthant", helper="indicator")
+    "indicator of the nonnegative orthant", helper="indicator",
+    semantics=_S("ind_nonneg"), lipschitz=unanalyzed(),
+    prox=ProxAtom("proj_nonneg", scaled=False, separable=True))
 _op("ind_simplex", "ind_simplex", (1, 1), _indicator(0, "vector"),
     _render_indicator("(({x} >= 0).all(dim={ax})) & (({x}.sum(dim={ax}) - 1).abs() <= 1e-6)"),
-    _fn("ind_simplex"), "indicator of the probability simplex", helper="indicator")
+    _fn("ind_simplex"), "indicator of the probability simplex", helper="indicator",
+    semantics=_S("ind_simplex"), lipschitz=unanalyzed(),
+    prox=ProxAtom("proj_simplex", scaled=False))
 _op("ind_l2ball", "ind_l2ball", (2, 2), _indicator(1, "vector"),
     _render_indicator("torch.linalg.vector_norm({x}, dim={ax}) <= {a[1]}"), _fn("ind_l2ball"),
-    "indicator of the l2 ball of radius r", helper="indicator")
+    "indicator of the l2 ball of radius r", helper="indicator",
+    semantics=_S("ind_l2ball"), lipschitz=unanalyzed(), conditions=(),
+    prox=ProxAtom("proj_l2ball", scaled=False))
 _op("pinv", "pinv", (1, 1), _pinv, _call("torch.linalg.pinv"), _fn("pinv"),
-    "Moore-Penrose pseudo-inverse")
+    "Moore-Penrose pseudo-inverse",
+    semantics=_S("pinv"), lipschitz=unanalyzed())
 _op("chol", "chol", (1, 1), lambda d, a: _square(d, a, 0, "`chol`"),
-    _call("torch.linalg.cholesky"), _fn("chol"), "lower Cholesky factor of an SPD matrix")
+    _call("torch.linalg.cholesky"), _fn("chol"), "lower Cholesky factor of an SPD matrix",
+    semantics=_S("chol"), lipschitz=unanalyzed())
 _op("eigvals", "eigvals", (1, 1), _eigvals, _call("eigvals"),
-    _fn("eigvals"), "eigenvalues of a symmetric matrix, ascending", helper="eigvals")
+    _fn("eigvals"), "eigenvalues of a symmetric matrix, ascending", helper="eigvals",
+    semantics=_S("eigvals"), lipschitz=unanalyzed())
 _op("eigvecs", "eigvecs", (1, 1), lambda d, a: _square(d, a, 0, "`eigvecs`"), _call("eigvecs"),
-    _fn("eigvecs"), "eigenvectors (columns) of a symmetric matrix", helper="eigvecs")
+    _fn("eigvecs"), "eigenvectors (columns) of a symmetric matrix", helper="eigvecs",
+    semantics=_S("eigvecs"), lipschitz=unanalyzed())
 _op("tsvd_left", "tsvd_left", (2, 2), _tsvd, _call("tsvd_left"), _fn("tsvd_left"),
-    "left factor U_r diag(sqrt(s_r)) of the rank-r truncated SVD", helper="tsvd")
+    "left factor U_r diag(sqrt(s_r)) of the rank-r truncated SVD", helper="tsvd",
+    semantics=_S("tsvd_left"), lipschitz=unanalyzed(), conditions=())
 _op("tsvd_right", "tsvd_right", (2, 2), _tsvd_right, _call("tsvd_right"), _fn("tsvd_right"),
     "right factor V_r diag(sqrt(s_r)): tsvd_left(A, r) @ tsvd_right(A, r).T is the best rank-r "
-    "approximation", helper="tsvd")
+    "approximation", helper="tsvd",
+    semantics=_S("tsvd_right"), lipschitz=unanalyzed(), conditions=())
 # Internal operators: written by the compiler, never by name in a spec.
 _op("net", "<net>", (2, 9), _net_rule, _render_net, _fn("net"), "apply a learned sub-network",
-    internal=True)
+    internal=True,
+    semantics=_S("net"), lipschitz=EXACT, conditions=())
 _op("autograd", "<autograd>", (3, 3), lambda d, a: Type(_t(a[2]).kind, _t(a[2]).dims),
     _render_autograd, _fn("grad"), "gradient by autograd (symbolic derivation failed)",
-    internal=True, helper="autograd_grad")
+    internal=True, helper="autograd_grad",
+    semantics=_S("autograd", "binder"), lipschitz=unanalyzed(), conditions=())
 
 # Functions callable by name in a spec (infix operators are written with their symbols).
 FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.internal} | {
@@ -612,3 +817,89 @@ FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.intern
 }
 FUNCTIONS.pop(".T", None)
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}
+
+
+# ---- reading and checking the facts -------------------------------------------------------------
+SEMANTICS_CALLS = ("values", "shape", "binder")
+_COMPARISONS = ("<", "<=", ">", ">=")
+
+
+def semantics_fn(d: OpDef) -> Callable:
+    """The function that evaluates `d` (see `Semantics`). Raises LookupError when it has none."""
+    if d.semantics is None:
+        raise LookupError(f"operator `{d.name}` has no reference semantics in unfoldc/ops.py")
+    fn = d.semantics.fn
+    if not isinstance(fn, str):
+        return fn
+    from unfoldc import opsemantics  # here, not at the top: `unfoldc compile` never loads torch
+
+    found = getattr(opsemantics, fn, None)
+    if found is None:
+        raise LookupError(f"operator `{d.name}`: unfoldc/opsemantics.py has no function `{fn}`")
+    return found
+
+
+def missing_facts(d: OpDef) -> list[str]:
+    """What the entry `d` fails to state, or states inconsistently; empty when complete.
+
+    tests/test_ops_table.py runs this on every entry, so an operator cannot reach the
+    interpreter or the convergence analysis without its facts.
+    """
+    return _semantics_gaps(d) + _lipschitz_gaps(d) + _condition_gaps(d) + _prox_gaps(d)
+
+
+def _semantics_gaps(d: OpDef) -> list[str]:
+    if d.semantics is None:
+        return ["semantics: none stated"]
+    if d.semantics.call not in SEMANTICS_CALLS:
+        return [f"semantics: unknown calling convention {d.semantics.call!r}"]
+    try:
+        semantics_fn(d)
+    except LookupError as err:
+        return [f"semantics: {err}"]
+    return []
+
+
+def _lipschitz_gaps(d: OpDef) -> list[str]:
+    lip = d.lipschitz
+    if lip is None:
+        return ["lipschitz: none stated (`unanalyzed()` when the analysis should not use it)"]
+    if lip.kind not in LIPSCHITZ_KINDS:
+        return [f"lipschitz: unknown kind {lip.kind!r}"]
+    if lip.kind == "prox" and not lip.prox_of:
+        return ["lipschitz: a proximal map must say of which function (`prox_of`)"]
+    if lip.kind == "lipschitz" and not (lip.const is not None and lip.const >= 0):
+        return ["lipschitz: a Lipschitz operator needs its constant (>= 0)"]
+    return []
+
+
+def _condition_gaps(d: OpDef) -> list[str]:
+    further = range(1, d.arity[1])
+    if d.conditions is None:
+        return [] if not further else [
+            "conditions: none stated (`conditions=()` when it puts none on its arguments)"]
+    out = []
+    for c in d.conditions:
+        sides = [x for x in (c.lhs, c.rhs) if isinstance(x, Arg)]
+        if not sides or any(x.index not in further for x in sides):
+            out.append(f"conditions: `{c.text()}` must read the further arguments "
+                       f"(1..{d.arity[1] - 1}) only")
+        if c.op not in _COMPARISONS or not c.note:
+            out.append(f"conditions: `{c.text()}` needs a comparison and a note")
+    kind = d.lipschitz.kind if d.lipschitz else ""
+    read = {x.index for c in d.conditions for x in (c.lhs, c.rhs) if isinstance(x, Arg)}
+    if kind == "prox" and set(further) - read:
+        # A proximal map is one only for admissible parameters (threshold >= 0, nonempty set);
+        # a parameter without a condition is most likely a forgotten one.
+        out.append(f"conditions: a proximal map with parameters must constrain each of them "
+                   f"(unconstrained: {sorted(set(further) - read)})")
+    return out
+
+
+def _prox_gaps(d: OpDef) -> list[str]:
+    if d.prox is None or d.prox.op is None:
+        return []
+    target = OPS.get(d.prox.op)
+    if target is None or target.lipschitz is None or target.lipschitz.kind != "prox":
+        return [f"prox: `{d.prox.op}` is not an operator whose Lipschitz fact is a proximal map"]
+    return []

@@ -1,10 +1,12 @@
 """A reference interpreter of the IR: runs a Program on torch tensors, one sample at a time.
 
 It is a second oracle for tests, written independently of the code printer: every value is
-unbatched (the batch is a Python loop over samples), every operator is evaluated from its
-mathematical definition here rather than from `ops.py`'s renderings, and trainables are plain
-tensors (no constraint parameterization). Comparing a generated module with this interpreter
-on the *unoptimized* program cross-checks parser, checker, passes and printer at once.
+unbatched (the batch is a Python loop over samples), every operator is evaluated by the
+reference semantics its table entry states (`OPS[op].semantics`: written from the operator's
+mathematical definition, inline or in `unfoldc/opsemantics.py`) rather than from its rendering,
+and trainables are plain tensors (no constraint parameterization). Comparing a generated module
+with this interpreter on the *unoptimized* program cross-checks parser, checker, passes and
+printer at once.
 
     out = run(program, givens={"H": H}, inputs={"x": x}, num_layers=3)
 """
@@ -17,96 +19,25 @@ import torch
 
 from unfoldc.ir.expr import Const, Expr, Op, Sym
 from unfoldc.ir.program import Program
+from unfoldc.ops import OPS, semantics_fn
 
 Env = dict[str, object]
 
 
-def _soft(v, t):
-    return torch.sign(v) * torch.clamp(v.abs() - t, min=0)
+class InterpreterError(Exception):
+    """The interpreter cannot evaluate an operator (its table entry has no semantics)."""
 
 
-def _soft_ss(v, t, q):
-    # The (1 - q) quantile by linear interpolation between order statistics, written out.
-    a = v.abs()
-    order = torch.sort(a).values
-    pos = (1 - q) * (a.numel() - 1)
-    lo = int(torch.floor(pos))
-    hi = min(lo + 1, a.numel() - 1)
-    level = order[lo] + (pos - lo) * (order[hi] - order[lo])
-    keep = (a > t) & (a > level)
-    return torch.where(keep, v, _soft(v, t))
-
-
-def _svt(x, t):
-    u, sv, vh = torch.linalg.svd(x, full_matrices=False)
-    return u @ torch.diag_embed(torch.clamp(sv - t, min=0)) @ vh
-
-
-def _proj_simplex(v):
-    # Michelot's algorithm on the sorted vector: the largest k with u_k > (sum_{j<=k} u_j - 1)/k.
-    u = torch.sort(v, descending=True).values
-    tau = None
-    for k in range(1, v.numel() + 1):
-        cand = (u[:k].sum() - 1) / k
-        if u[k - 1] > cand:
-            tau = cand
-    return torch.clamp(v - tau, min=0)
-
-
-def _proj_l2ball(v, r):
-    norm = torch.sqrt((v * v).sum())
-    return v if norm <= r else v * (r / norm)
-
-
-def _matmul(a, b):
-    return a @ b
-
-
-def _transpose(a):
-    return a.T if a.dim() == 2 else a
-
-
-def _minmax(reduce: Callable, pair: Callable):
-    return lambda *a: reduce(a[0]) if len(a) == 1 else pair(*torch.broadcast_tensors(*a))
-
-
-SEMANTICS: dict[str, Callable] = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "pow": lambda a, b: a**b,
-    "neg": lambda a: -a,
-    "matmul": _matmul,
-    "dot": lambda a, b: (a * b).sum(),
-    "transpose": _transpose,
-    "solve": lambda a, b: torch.linalg.solve(a, b),
-    "inv": lambda a: torch.linalg.inv(a),
-    "opnorm": lambda a: torch.linalg.svdvals(a)[0],
-    "norm1": lambda a: a.abs().sum(),
-    "norm2": lambda a: torch.sqrt((a * a).sum()),
-    "sqnorm": lambda a: (a * a).sum(),
-    "sum": lambda a: a.sum(),
-    "mean": lambda a: a.mean(),
-    "abs": torch.abs,
-    "sign": torch.sign,
-    "sqrt": torch.sqrt,
-    "exp": torch.exp,
-    "log": torch.log,
-    "relu": lambda a: torch.clamp(a, min=0),
-    "min": _minmax(torch.min, torch.minimum),
-    "max": _minmax(torch.max, torch.maximum),
-    "clamp": lambda v, lo, hi: torch.minimum(torch.maximum(v, lo), hi),
-    "proj_box": lambda v, lo, hi: torch.minimum(torch.maximum(v, lo), hi),
-    "proj_nonneg": lambda v: torch.clamp(v, min=0),
-    "soft": _soft,
-    "soft_ss": _soft_ss,
-    "hard": lambda v, t: torch.where(v.abs() > t, v, torch.zeros_like(v)),
-    "svt": _svt,
-    "proj_simplex": _proj_simplex,
-    "proj_l2ball": _proj_l2ball,
-}
-SIZED = {"eye", "zeros", "ones"}  # their sizes come from the result type
+def semantics(op: str) -> tuple[Callable, str]:
+    """The reference function of operator `op` and its calling convention, from `ops.OPS`."""
+    d = OPS.get(op)
+    if d is None:
+        raise InterpreterError(f"the IR interpreter cannot evaluate `{op}`: it is not in the "
+                               "operator table (unfoldc/ops.py)")
+    try:
+        return semantics_fn(d), d.semantics.call
+    except LookupError as err:
+        raise InterpreterError(f"the IR interpreter cannot evaluate `{op}`: {err}") from None
 
 
 class Interpreter:
@@ -131,13 +62,12 @@ class Interpreter:
         raise TypeError(f"cannot interpret IR node {type(e).__name__}")
 
     def _op(self, e: Op, env: Env) -> torch.Tensor:
-        if e.op in SIZED:
-            shape = tuple(self.size(d) for d in e.type.dims)
-            if e.op == "eye":
-                return torch.eye(shape[0], dtype=self.dtype)
-            return (torch.zeros if e.op == "zeros" else torch.ones)(shape, dtype=self.dtype)
-        args = [self.eval(a, env) for a in e.args]
-        return SEMANTICS[e.op](*args)
+        fn, call = semantics(e.op)
+        if call == "shape":
+            return fn(tuple(self.size(d) for d in e.type.dims), self.dtype)
+        if call == "binder":
+            return fn(self.eval, e.args, env)
+        return fn(*(self.eval(a, env) for a in e.args))
 
     def filled(self, value: torch.Tensor, name: str) -> torch.Tensor:
         """`value` broadcast to the declared (unbatched) shape of symbol `name`."""
@@ -163,7 +93,7 @@ def _layer_value(value, k: int):
 def run(program: Program, givens: dict[str, torch.Tensor], inputs: dict[str, torch.Tensor],
         num_layers: int | None = None, params: dict | None = None,
         trainables: dict | None = None, all_layers: bool = False,
-        dtype: torch.dtype = torch.float64):
+        dtype: torch.dtype = torch.float64, nets: dict[str, Callable] | None = None):
     """Run `program` like the generated module would, sample by sample.
 
     Args:
@@ -176,6 +106,8 @@ def run(program: Program, givens: dict[str, torch.Tensor], inputs: dict[str, tor
             trainable may be a list of K values.
         all_layers: return the outputs after every layer instead of the last.
         dtype: the dtype of constants and created tensors.
+        nets: for a program with learned sub-networks, each net's function of unbatched
+            arguments by name (the interpreter has no weights of its own).
 
     Returns:
         The batched output (a tensor, or a tuple for several outputs), or a list of those.
@@ -183,7 +115,7 @@ def run(program: Program, givens: dict[str, torch.Tensor], inputs: dict[str, tor
     K = program.num_layers if num_layers is None else num_layers
     givens = {k: torch.as_tensor(v, dtype=dtype) for k, v in givens.items()}
     it = Interpreter(program, _dims(program, givens, inputs), dtype)
-    env: Env = dict(givens)
+    env: Env = dict(givens) | dict(nets or {})
     for s in program.by_role("param"):
         value = (params or {}).get(s.name)
         env[s.name] = it.filled(torch.as_tensor(value, dtype=dtype) if value is not None

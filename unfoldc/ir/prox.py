@@ -11,6 +11,9 @@ free of p. Supported, with scalar multiples (a = c * coef > 0):
 and these separable sums: `h + b sqnorm(p)` -> prox_{a h / (1 + 2b)}(v / (1 + 2b)), and an
 elementwise h (norm1, sqnorm) plus a box or nonnegativity indicator -> the projection of
 prox_h(v) (exact because both are separable into one-dimensional convex problems).
+
+Which functions are atoms and which operator their prox is are facts of their entries in
+`unfoldc/ops.py` (`OpDef.prox`); this module only splits g into atoms and combines them.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from __future__ import annotations
 from unfoldc.ir.calculus import additive_terms, times
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.retype import retype
+from unfoldc.ops import OPS
 
 SUPPORTED = ("norm1(p)", "norm1(w * p)", "sqnorm(p)", "norm2(p)", "nucnorm(P)",
              "ind_box(p, lo, hi)", "ind_nonneg(p)", "ind_simplex(p)", "ind_l2ball(p, r)",
              "sums: h + b * sqnorm(p); norm1 or sqnorm + ind_box / ind_nonneg")
-_ATOMS = {"norm1", "sqnorm", "norm2", "nucnorm", "ind_box", "ind_nonneg", "ind_simplex",
-          "ind_l2ball"}
-_SMOOTH_SEPARABLE = {"norm1", "sqnorm"}
+# The prox atoms and what their prox is are facts of the operator table (`OpDef.prox`).
+_ATOMS = {name: d.prox for name, d in OPS.items() if d.prox is not None}
+# Separable atoms: functions (scaled) and sets (indicators) combine exactly.
+_SEPARABLE_FNS = {name for name, r in _ATOMS.items() if r.separable and r.scaled}
+_SEPARABLE_SETS = {name for name, r in _ATOMS.items() if r.separable and not r.scaled}
 
 
 class ProxError(Exception):
@@ -62,7 +68,7 @@ def _weight(atom: Op, p: Sym) -> Expr | None:
     arg = atom.args[0]
     if arg == p:
         return None
-    if atom.op == "norm1" and isinstance(arg, Op) and arg.op == "mul":
+    if _ATOMS[atom.op].weighted and isinstance(arg, Op) and arg.op == "mul":
         a, b = arg.args
         for w, q in ((a, b), (b, a)):
             if q == p and p not in symbols(w):
@@ -72,26 +78,15 @@ def _weight(atom: Op, p: Sym) -> Expr | None:
 
 
 def _single(atom: Op, a: Expr, v: Expr, p: Sym) -> Expr:
-    """prox of a * atom at v, for one atom."""
+    """prox of a * atom at v, for one atom (the rule is the atom's `OpDef.prox`)."""
+    rule = _ATOMS.get(atom.op)
+    if rule is None:
+        raise ProxError(f"no proximal map for `{atom.op}`")
     w = _weight(atom, p)
-    match atom.op:
-        case "norm1":
-            return _op("soft", v, a if w is None else times(a, w))
-        case "sqnorm":
-            return _op("div", v, _op("add", Const(1.0), times(Const(2.0), a)))
-        case "norm2":
-            return _op("block_soft", v, a)
-        case "nucnorm":
-            return _op("svt", v, a)
-        case "ind_box":
-            return _op("proj_box", v, atom.args[1], atom.args[2])
-        case "ind_nonneg":
-            return _op("proj_nonneg", v)
-        case "ind_simplex":
-            return _op("proj_simplex", v)
-        case "ind_l2ball":
-            return _op("proj_l2ball", v, atom.args[1])
-    raise ProxError(f"no proximal map for `{atom.op}`")
+    if rule.op is None:  # sqnorm: argmin_x a ||x||^2 + ||x - v||^2 / 2
+        return _op("div", v, _op("add", Const(1.0), times(Const(2.0), a)))
+    scale = (a if w is None else times(a, w),) if rule.scaled else ()
+    return _op(rule.op, v, *scale, *atom.args[1:])
 
 
 def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
@@ -124,8 +119,8 @@ def _rebuild(terms) -> Expr:
 
 
 def _separable_with_set(parts, c: Expr, v: Expr, p: Sym) -> Expr:
-    sets = [(coef, a) for _, coef, a in parts if a.op in ("ind_box", "ind_nonneg")]
-    fns = [(coef, a) for _, coef, a in parts if a.op in _SMOOTH_SEPARABLE]
+    sets = [(coef, a) for _, coef, a in parts if a.op in _SEPARABLE_SETS]
+    fns = [(coef, a) for _, coef, a in parts if a.op in _SEPARABLE_FNS]
     if len(sets) != 1 or len(fns) != 1 or len(parts) != 2:
         names = ", ".join(f"`{a.op}`" for _, _, a in parts)
         raise ProxError(f"no closed form for the sum of {names}")

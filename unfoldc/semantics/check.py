@@ -524,12 +524,8 @@ def _fold(op: str, args: list) -> Expr | None:
     """Constant-fold arithmetic on numbers, so `1 / 2` is 0.5 in the IR and generated code."""
     if not args or not all(isinstance(a, Const) for a in args):
         return None
-    v = [a.value for a in args]
-    table = {"add": lambda: v[0] + v[1], "sub": lambda: v[0] - v[1], "mul": lambda: v[0] * v[1],
-             "div": lambda: v[0] / v[1] if v[1] else None, "neg": lambda: -v[0],
-             "pow": lambda: v[0] ** v[1] if v[0] > 0 or float(v[1]).is_integer() else None}
-    fn = table.get(op)
-    value = fn() if fn else None
+    fold = ops.OPS[op].fold if op in ops.OPS else None  # the operator table's folding fact
+    value = fold(*(a.value for a in args)) if fold is not None else None
     return Const(float(value)) if value is not None else None
 
 
