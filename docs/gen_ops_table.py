@@ -1,5 +1,11 @@
 """Print the operator table of docs/language.md from the compiler's own table (unfoldc/ops.py).
 
+Besides spelling, arity and meaning, each row shows the facts the convergence analysis reads:
+what it assumes about the first argument `a` ("analysis in `a`": an exact rule, a proximal map,
+a Lipschitz constant, or nothing: not analyzed), the conditions on the other arguments
+(`b`, `c`) under which that holds, and, for a function a spec may take the prox of, the
+operator its prox is.
+
     python docs/gen_ops_table.py            # print the markdown table
     python docs/gen_ops_table.py --write    # replace the table in docs/language.md
 
@@ -43,18 +49,46 @@ def aliases(d: OpDef) -> str:
     return ", ".join(f"`{n}`" for n in sorted(names))
 
 
+def lipschitz(d: OpDef) -> str:
+    """What the convergence analysis assumes about `a` (the table's `lipschitz` fact)."""
+    lip = d.lipschitz
+    if lip.kind == "exact":
+        return "exact rule"
+    if lip.kind == "prox":
+        return f"prox of {lip.prox_of}"
+    if lip.kind == "lipschitz":
+        return f"{lip.const:g}-Lipschitz (not a prox)"
+    if lip.kind == "minmax":
+        return "1-Lipschitz, other operand state-free"
+    return f"not analyzed: {lip.why}" if lip.why else ""
+
+
+def conditions(d: OpDef) -> str:
+    """The conditions the operator puts on its further arguments."""
+    return ", ".join(f"`{c.text()}`" for c in d.conditions or ())
+
+
+def prox(d: OpDef) -> str:
+    """For a function a spec may take the prox of: the operator that prox is."""
+    if d.prox is None:
+        return ""
+    return "`v / (1 + 2 t)`" if d.prox.op is None else f"`{d.prox.op}`"
+
+
 def table() -> str:
     """The markdown table: a row per operator of `unfoldc.ops.OPS` a spec can write, in order."""
-    rows = ["| operator | arguments | elementwise | also written | meaning |",
-            "|---|---|---|---|---|"]
+    rows = ["| operator | arguments | elementwise | also written | meaning | "
+            "analysis in `a` | conditions | prox |",
+            "|---|---|---|---|---|---|---|---|"]
     for d in OPS.values():
         if getattr(d, "internal", False) or d.spelling.startswith("<"):
             continue  # produced by the compiler (sub-network calls, autograd), not written
         lo, hi = d.arity
         arity = str(lo) if lo == hi else f"{lo}-{hi}"
         elementwise = "yes" if d.elementwise else ""
-        rows.append(f"| {usage(d)} | {arity} | {elementwise} | {aliases(d)} | "
-                    f"{d.doc.replace('|', '&#124;')} |")
+        cells = [usage(d), arity, elementwise, aliases(d), d.doc, lipschitz(d), conditions(d),
+                 prox(d)]
+        rows.append("| " + " | ".join(c.replace("|", "&#124;") for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
 

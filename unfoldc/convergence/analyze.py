@@ -31,13 +31,15 @@ from unfoldc.convergence.quantity import QExpr, QInf, QNet, q_add, q_mul, q_norm
 from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols
 from unfoldc.ir.program import Assign, Program
 from unfoldc.ir.types import SCALAR
+from unfoldc.ops import OPS, Lipschitz, unanalyzed
 from unfoldc.semantics.nets import ACTIVATIONS
 
-# 1-Lipschitz in the first argument when the others are state-free.
-LIP1 = {"soft", "svt", "relu", "clamp", "proj_box", "proj_nonneg", "proj_simplex",
-        "proj_l2ball", "abs"}
-# Proximal operators whose further arguments must satisfy a condition (see derive.py).
-PROX = {"soft", "hard", "svt", "proj_box", "clamp", "proj_l2ball"}
+
+def lipschitz_fact(op: str) -> Lipschitz:
+    """The operator table's Lipschitz fact of `op` (ops.py `OpDef.lipschitz`): what the rules
+    below may assume about it when its further arguments are state-free."""
+    d = OPS.get(op)
+    return d.lipschitz if d is not None and d.lipschitz is not None else unanalyzed()
 
 
 @dataclass
@@ -190,9 +192,10 @@ class Analyzer:
         rule = getattr(self, f"_op_{e.op}", None)
         if rule is not None:
             return rule(e, args, expr, line)
-        if e.op in LIP1 and all(state_free(a, set()) for a in args[1:]):
+        kind = lipschitz_fact(e.op).kind
+        if kind in ("prox", "lipschitz") and all(state_free(a, set()) for a in args[1:]):
             return self._lipschitz1(e, args, expr, line)
-        if e.op in ("min", "max") and len(args) == 2:
+        if kind == "minmax" and len(args) == 2:
             return self._minmax(e, args, expr, line)
         if all(state_free(a, self.inputs) for a in args):
             return Affine({}, expr, opaque=True)
@@ -326,12 +329,17 @@ class Analyzer:
                        "no Lipschitz bound", expr)
 
     def _lipschitz1(self, e, args, expr, line):
-        if e.op in PROX or e.op in LIP1 - {"abs", "relu"}:
+        """A proximal map (its use is recorded for its conditions, and an affine argument is a
+        gradient step inside a prox), or an operator Lipschitz with constant c (row c * row)."""
+        fact = lipschitz_fact(e.op)
+        if fact.kind == "prox":
             self.layer.prox.append(ProxUse(e.op, args[0], tuple(a.expr for a in args[1:]),
                                            line))
-        if isinstance(args[0], Affine) and args[0].blocks:
-            self.layer.steps.append((args[0], line, True))
-        return Bounded(row_of(args[0]), expr)
+            if isinstance(args[0], Affine) and args[0].blocks:
+                self.layer.steps.append((args[0], line, True))
+        if fact.const == 1:
+            return Bounded(row_of(args[0]), expr)
+        return self._bound_scale(args[0], Const(float(fact.const)), expr)
 
     def _minmax(self, e, args, expr, line):
         a, b = args
