@@ -164,3 +164,32 @@ def test_a_non_finite_number_is_never_printed_as_bare_inf():
 
     assert [eval(format_number(v)) for v in (1e309, -1e309)] == [1e309, -1e309]  # noqa: S307
     assert format_number(float("nan")) == 'float("nan")'
+
+
+# ---- functions and states ------------------------------------------------------------------------
+def test_a_func_that_calls_itself_is_a_located_error():
+    text = ISTA.replace("layers 3:", "func f(v : vector[n]) = f(v) + sum(v)\nlayers 3:")
+    text = text.replace("mu * 0.1)", "mu * 0.1) * f(s)")
+    assert errors(text) == [("E0205", 7, 25)]  # once, at the call; the body's use is not repeated
+
+
+def test_funcs_calling_each_other_in_a_cycle_are_a_located_error():
+    text = ISTA.replace("layers 3:", "func f(v : vector[n]) = g(v)\nfunc g(v : vector[n]) = f(v)\n"
+                        "layers 3:").replace("mu * 0.1)", "mu * 0.1) * f(s)")
+    assert errors(text) == [("E0205", 7, 25)]
+
+
+@pytest.mark.parametrize("dce", [True, False])
+def test_a_state_declared_but_never_updated_gives_a_working_module(dce):
+    """ADMM with its `z <-` line deleted: the output z never changes (W0001 warns)."""
+    text = (EXAMPLES / "admm_lasso.unf").read_text()
+    text = text.replace("    z <- soft(s + u, rho / beta)\n", "")
+    art = unfoldc.compile_source(Source("t.unf", text), unfoldc.Options(dce=dce))
+    assert "W0001" in [w.code for w in art.warnings]
+    cls = unfoldc.load_source(text, "t.unf", unfoldc.Options(dce=dce))
+    model = cls(H=torch.randn(4, 6, dtype=F64))
+    x = torch.randn(2, 4, dtype=F64)
+    assert torch.equal(model(x), torch.zeros(2, 6, dtype=F64))
+    assert len(model(x, all_layers=True)) == 16
+    assert torch.equal(model(x, checkpoint=True), torch.zeros(2, 6, dtype=F64))
+    model.convergence_report()

@@ -474,9 +474,13 @@ class ModuleEmitter:
         for a in inits:
             w(self._origin(a.line))
             w(f"{self.n(a.target)} = {self._state_init(pr, a)}")
-        self._step(w, pr)
-        w("history = []")
-        self._loop(w)
+        if self._carried() or self.p.body:
+            self._step(w, pr)
+            w("history = []")
+            self._loop(w)
+        else:  # e.g. the only update was deleted: W0001 warned, every layer is the identity
+            w("# -- no state that reaches an output is updated: the layers change nothing --")
+            w(f"history = [{self._result()} for _ in range(K)]")
         w("if all_layers:")
         w("    return history")
         w(f"return {self._result()}")
@@ -637,16 +641,18 @@ class ModuleEmitter:
         carried = self._carried()
         lhs = ", ".join(carried) + ("," if len(carried) == 1 else "")
         lhs = lhs if len(carried) != 1 else carried[0]
+        lhs = f"{lhs} = " if carried else ""  # no state carried (only without dce): just run it
         args = self._step_args()
+        inner = ", ".join(["step"] + ([args] if args else []) + ["use_reentrant=False"])
         w("if checkpoint:  # recompute this layer in the backward pass instead of storing it")
-        call = f"    {lhs} = torch.utils.checkpoint.checkpoint(step, {args}, use_reentrant=False)"
+        call = f"    {lhs}torch.utils.checkpoint.checkpoint({inner})"
         if len(call) + 4 * w.depth <= 100:
             w(call)
         else:  # keep the generated file within 100 columns
-            w(f"    {lhs} = torch.utils.checkpoint.checkpoint(")
-            w(f"        step, {args}, use_reentrant=False)")
+            w(f"    {lhs}torch.utils.checkpoint.checkpoint(")
+            w(f"        {inner})")
         w("else:")
-        w(f"    {lhs} = step({args})")
+        w(f"    {lhs}step({args})")
         w("if all_layers:")
         w(f"    history.append({self._result()})")
         w.dedent()

@@ -428,6 +428,8 @@ class Checker:
                 return None
             return call_net(self, net, e, args) if all(a is not None for a in args) else None
         opdef = ops.FUNCTIONS.get(e.func)
+        if self._recursive_call(e):
+            return None
         if e.func in self.decls and e.func not in self.symbols and e.func not in self.funcs:
             return None  # a function or net whose declaration failed (already reported)
         if opdef is None or e.func == "I":
@@ -442,6 +444,26 @@ class Checker:
                        help=f"{e.func}: {opdef.doc}")
             return None
         return self._apply(opdef.name, args, e, list(e.args))
+
+    def _recursive_call(self, e: nodes.Call) -> bool:
+        """Report a function calling itself, or one declared below it (calls are inlined, so
+        a cycle of calls has no end); True when reported."""
+        later = {f.name: f for f in self.spec.funcs if f.name not in self.decls}
+        if e.func in self.decls and _contains(self.decls[e.func].span, e.span):
+            self.error("E0205", f"function `{e.func}` calls itself", e.func_span,
+                       "a recursive call", help="calls are inlined where they are written, so "
+                       "a function cannot call itself; write the iteration as a `state`")
+            return True
+        if e.func in later:
+            d = later[e.func]
+            self.error("E0205", f"function `{e.func}` is called before it is defined",
+                       e.func_span, "not defined yet",
+                       notes=(f"`{e.func}` is defined at {self.source.name}:"
+                              f"{d.name_span.line}:{d.name_span.col}",),
+                       help=f"declare `{e.func}` above its first use (functions cannot call "
+                       "each other in a cycle)")
+            return True
+        return False
 
     def _operator_help(self, e: nodes.Call) -> str:
         if e.func == "I":
