@@ -338,3 +338,12 @@ def test_published_file_binds_every_given_it_holds(w_cols, rc, tmp_path, capsys)
     assert "givens from" in err and "`A`, `W`" in err
     if rc:
         assert "`W`" in err.splitlines()[-1] and "n = " in err
+
+
+def test_check_given_replaces_the_copy_in_the_weights(tmp_path, capsys):
+    path = tmp_path / "w.safetensors"
+    save_weights(_model(layers=3), path)
+    big = tmp_path / "H.npy"
+    np.save(big, _H() * 100)  # the trained steps are far too long for this operator
+    rc, out, _ = _cli(capsys, "check", ISTA, "--weights", path, "--given", f"H={big}")
+    assert rc in (0, 1, 4) and "FAIL" in out  # exit codes: the convergence report's own

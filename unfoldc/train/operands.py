@@ -46,8 +46,8 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
                        num_layers: int | None = None, origins: dict[str, str] | None = None):
     """Construct the network from `weights` (a weights.safetensors of its spec) and load them.
 
-    Givens missing from `givens` are taken from the file, which holds them as buffers; the depth
-    defaults to the one the file records.
+    Givens missing from `givens` are taken from the file, which holds them as buffers, and those
+    passed replace the file's; the depth defaults to the one the file records.
 
     Raises:
         WeightsError: the file does not fit (spec, depth, shapes) or is unreadable.
@@ -55,6 +55,9 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
     """
     metadata, tensors = read_weights(weights)
     origins = dict(origins or {})
+    # Givens passed explicitly replace the file's copies (checked for shape like the rest).
+    tensors = {**tensors, **{name: value.to(tensors[name].dtype) for name, value in givens.items()
+                             if name in tensors}}
     for name in model_cls.GIVENS:
         if name not in givens and name in tensors:
             givens = {**givens, name: tensors[name].to(torch.float64)}
