@@ -193,3 +193,25 @@ def test_a_state_declared_but_never_updated_gives_a_working_module(dce):
     assert len(model(x, all_layers=True)) == 16
     assert torch.equal(model(x, checkpoint=True), torch.zeros(2, 6, dtype=F64))
     model.convergence_report()
+
+
+# ---- sizes and counts (E0404) --------------------------------------------------------------------
+@pytest.mark.parametrize(("count", "col"), [("1000000000000", 8), ("9" * 5000, 8), ("10001", 8)])
+def test_a_huge_layer_count_is_refused_before_anything_is_built(count, col):
+    assert errors(ISTA.replace("layers 3:", f"layers {count}:")) == [("E0404", 7, col)]
+
+
+def test_the_largest_layer_count_compiles():
+    assert not errors(ISTA.replace("layers 3:", "layers 10000:"))
+
+
+@pytest.mark.parametrize("where", ["vector[10000000000]", "vector[" + "7" * 5000 + "]"])
+def test_a_huge_literal_size_is_refused(where):
+    text = ISTA.replace("state  s : vector[n] = 0", f"state  s : {where} = 0")
+    assert errors(text)[0] == ("E0404", 4, 19)
+
+
+def test_a_huge_hidden_width_is_refused():
+    text = ISTA.replace("layers 3:", "net psi : mlp[n -> n](hidden = [1000000000000]) shared\n"
+                        "layers 3:").replace("mu * 0.1)", "mu * 0.1) + psi(s)")
+    assert errors(text) == [("E0404", 7, 33)]

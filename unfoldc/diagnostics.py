@@ -43,6 +43,7 @@ CODES = {
     "E0401": "the layer count must be positive",
     "E0402": "the spec has no output",
     "E0403": "the spec has no layer body",
+    "E0404": "a size or layer count is too large",
     "W0001": "state is never updated",
     "W0002": "value is never used",
 }

@@ -24,6 +24,12 @@ def _expr_span(e) -> Span:
     return e.span
 
 
+# Integers in a spec are sizes and counts. Larger ones are typos, or networks that would not fit
+# in memory: refused here (E0404), before anything is allocated or a 5000-digit number parsed.
+MAX_INT = 2**31 - 1
+MAX_LAYERS = 10_000  # an unrolled network stores every layer's parameters and activations
+
+
 def _string_value(tok: Token) -> str:
     text = str(tok)
     quote = '"""' if text.startswith('"""') else '"'
@@ -73,9 +79,20 @@ class ToAst(Transformer):
     def transpose(self, meta, arg):
         return nodes.Transpose(arg, _span(meta))
 
+    # ---- integers -------------------------------------------------------------------------------
+    def _int(self, tok: Token, what: str, limit: int = MAX_INT) -> int:
+        """`tok` as an int, or E0404 when it exceeds `limit` (checked on the digits first)."""
+        text = str(tok).lstrip("0") or "0"
+        if len(text) <= len(str(limit)) and int(text) <= limit:
+            return int(text)
+        shown = text if len(text) <= 20 else f"{text[:8]}... ({len(text)} digits)"
+        raise UserError([Diagnostic(
+            "E0404", f"{what} {shown} is too large", _tspan(tok), f"more than {limit}",
+            help=_TOO_LARGE_HELP[what])], self.source)
+
     # ---- types ----------------------------------------------------------------------------------
     def _dim(self, d) -> nodes.Dim:
-        value = int(d) if d.type == "INT" else str(d)
+        value = self._int(d, "the size") if d.type == "INT" else str(d)
         return nodes.Dim(value, _tspan(d))
 
     def scalar_type(self, meta, _kw):
@@ -154,13 +171,13 @@ class ToAst(Transformer):
         return (str(key), value, _span(meta))
 
     def net_int(self, meta, tok):
-        return int(tok)
+        return self._int(tok, "the size")
 
     def net_name(self, meta, tok):
         return str(tok)
 
     def net_list(self, meta, *items):
-        return tuple(int(i) for i in items if i is not None)
+        return tuple(self._int(i, "the size") for i in items if i is not None)
 
     def net_flag(self, meta, tok):
         return str(tok)
@@ -185,7 +202,8 @@ class ToAst(Transformer):
         return nodes.Stmt("assign", str(target), value, _span(meta), _tspan(target))
 
     def layers(self, meta, count, *stmts):
-        return ("layers", int(count), _tspan(count), tuple(stmts))
+        value = self._int(count, "the layer count", MAX_LAYERS)
+        return ("layers", value, _tspan(count), tuple(stmts))
 
     def start(self, meta, algorithm, *items):
         _, name, doc, name_span = algorithm
@@ -206,6 +224,13 @@ class ToAst(Transformer):
         objective = next((i for i in items if isinstance(i, nodes.Minimize)), None)
         return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span,
                           conditions, funcs, nets, objective)
+
+
+_TOO_LARGE_HELP = {
+    "the size": f"sizes above {MAX_INT} do not fit in memory; check the number",
+    "the layer count": f"unfoldc builds at most {MAX_LAYERS} layers: every layer keeps its "
+                       "parameters and, for training, its activations",
+}
 
 
 def _op_span(lhs, rhs) -> Span:
