@@ -12,9 +12,11 @@ torch rendering, and the facts the later stages read from it:
                  (ir/prox.py)
     fold         constant folding on numbers (semantics/check.py)
 
-Adding an operator touches this file only (plus, for operators that need a helper function in
-generated code, `codegen/helpers.py`, and the regenerated `docs/language.md` table);
-`tests/test_ops_table.py` fails when an entry lacks a fact (`missing_facts`).
+Adding an operator touches this file only, then `python docs/gen_ops_table.py --write`; plus
+`codegen/helpers.py` when generated code needs a helper function for it, `opsemantics.py` when
+its reference semantics takes more than a line, and an `Analyzer._op_<name>` rule when its
+Lipschitz fact is "exact". `tests/test_ops_table.py` fails when an entry lacks a fact
+(`missing_facts`). Not here yet: the symbolic derivative rules (`ir/calculus.py`).
 
 Shape rules take the argument expressions and a `DimTable` and return the *unbatched* result
 type; batching is added afterwards (a result is batched when any argument is). They raise
