@@ -141,7 +141,6 @@ def _cut(path: Path) -> None:
 
 BAD_WEIGHTS = {
     "other spec": lambda p: save_weights(_model(spec=str(ROOT / "examples" / "fista.unf")), p),
-    "other sizes": lambda p: save_weights(_model(H=np.ones((M + 1, N))), p),
     "truncated": _cut,
     "garbage": lambda p: p.write_bytes(b"\x00\x01garbage" * 10),
     "empty file": lambda p: p.write_bytes(b""),
@@ -162,6 +161,31 @@ def test_check_bad_weights(case, tmp_path, capsys):
     BAD_WEIGHTS[case](path)
     rc, _, err = _cli(capsys, "check", ISTA, "--given", f"H={given}", "--weights", path)
     _one_line_error(rc, err, "w.safetensors")
+
+
+def test_check_weights_of_other_sizes(tmp_path, capsys):
+    lista = str(ROOT / "examples" / "lista.unf")
+    path = tmp_path / "w.safetensors"
+    save_weights(_model(spec=lista, H=np.ones((M + 1, N))), path)  # W1 is n x (m + 1)
+    given = tmp_path / "H.npy"
+    np.save(given, _H())
+    rc, _, err = _cli(capsys, "check", lista, "--given", f"H={given}", "--weights", path)
+    _one_line_error(rc, err, "w.safetensors")
+    assert "shape mismatch" in err
+
+
+def test_train_weights_keep_the_tasks_givens(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    _data(data)
+    path = tmp_path / "w.safetensors"
+    save_weights(_model(H=_H() * 3, layers=2), path)
+    out = tmp_path / "run"
+    assert _cli(capsys, "train", ISTA, "--data", data, "--weights", path, "--out", out,
+                *FAST)[0] == 0
+    from safetensors import safe_open
+
+    with safe_open(str(out / "weights.safetensors"), framework="pt") as f:
+        assert torch.allclose(f.get_tensor("H").double(), torch.as_tensor(_H()), atol=1e-6)
 
 
 def test_check_weights_of_other_depth(tmp_path, capsys):

@@ -44,12 +44,13 @@ def save_weights(model: nn.Module, path: str | Path) -> None:
     _atomic(Path(path), lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, keep_givens: bool = False) -> nn.Module:
     """Load a weights file into a compiled network, after checking that it fits.
 
     Args:
         model: the network (compiled from the same spec, with the same sizes).
         path: a file written by `save_weights`.
+        keep_givens: keep the network's own givens (its data) instead of the file's copies.
 
     Returns:
         The same network, with the weights loaded.
@@ -60,13 +61,16 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """
     path = Path(path)
     metadata, tensors = read_weights(path)
-    return apply_weights(model, metadata, tensors, path)
+    return apply_weights(model, metadata, tensors, path, keep_givens)
 
 
 def apply_weights(model: nn.Module, metadata: dict[str, str], tensors: dict[str, torch.Tensor],
-                  path: Path) -> nn.Module:
+                  path: Path, keep_givens: bool = False) -> nn.Module:
     """Load tensors read by `read_weights` after the spec, depth and shape checks."""
     _check_spec(model, metadata, path)
+    own = model.state_dict()
+    if keep_givens:
+        tensors = {**tensors, **{name: own[name] for name in model.GIVENS if name in own}}
     _check_shapes(model, tensors, path)
     model.load_state_dict(tensors)
     return model

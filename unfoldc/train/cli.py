@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             from unfoldc.train.checkpoint import load_weights
 
             baseline = copy.deepcopy(model)
-            load_weights(model, args.weights)  # refuses another spec, depth or shapes
+            # Refuses another spec, depth or shapes; the task's givens are the network's data.
+            load_weights(model, args.weights, keep_givens=True)
         result = _fit(model, task, args, baseline)
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)

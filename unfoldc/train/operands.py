@@ -55,9 +55,6 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
     """
     metadata, tensors = read_weights(weights)
     origins = dict(origins or {})
-    # Givens passed explicitly replace the file's copies (checked for shape like the rest).
-    tensors = {**tensors, **{name: value.to(tensors[name].dtype) for name, value in givens.items()
-                             if name in tensors}}
     for name in model_cls.GIVENS:
         if name not in givens and name in tensors:
             givens = {**givens, name: tensors[name].to(torch.float64)}
@@ -68,4 +65,4 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
                         f"{', '.join(f'`{n}`' for n in missing)}; pass them with --given")
     layers = num_layers if num_layers is not None else weights_layers(metadata, weights)
     model = build(model_cls, givens, layers, origins)
-    return apply_weights(model, metadata, tensors, Path(weights))
+    return apply_weights(model, metadata, tensors, Path(weights), keep_givens=True)
