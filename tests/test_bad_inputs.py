@@ -8,6 +8,7 @@ exit 3 ("a bug in unfoldc"), never a traceback, never terminal escapes off a ter
 from __future__ import annotations
 
 import fractions
+import io
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,7 @@ BAD_NPY = {
     "text": lambda p: p.write_text("1 2 3\n4 5 6\n"),
     "truncated": lambda p: _truncated(p, _H()),
     "huge header": _huge_header,
+    "garbled header": lambda p: p.write_bytes(b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f8', (4\n"),
     "empty file": lambda p: p.write_bytes(b""),
     "directory": lambda p: p.mkdir(),
     "missing": lambda p: None,
@@ -222,6 +224,19 @@ def _nan_row(name: str, shape: tuple[int, ...], value=np.nan) -> np.ndarray:
     return a
 
 
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _corrupt_member(path: Path) -> None:
+    np.savez_compressed(path, H=np.arange(4000.0).reshape(40, 100), x=np.ones((12, M)))
+    raw = bytearray(path.read_bytes())
+    raw[200:260] = b"\x00" * 60  # inside H's deflate stream; the zip directory is intact
+    path.write_bytes(bytes(raw))
+
+
 BAD_DATA = {
     "wrong width": (lambda p: _data(p, x=np.ones((12, M + 1))), "`x`"),
     "1-D input": (lambda p: _data(p, x=np.ones(12)), "`x`"),
@@ -234,6 +249,8 @@ BAD_DATA = {
     "zero targets": (lambda p: _data(p, s=np.zeros((12, N))), "`s`"),
     "truncated": (lambda p: (_data(p), p.write_bytes(p.read_bytes()[:200])), "d.npz"),
     "text": (lambda p: p.write_text("not a zip"), "d.npz"),
+    "single array": (lambda p: p.write_bytes(_npy_bytes(np.ones((12, M)))), "d.npz"),
+    "corrupt member": (lambda p: _corrupt_member(p), "d.npz"),
     "object": (lambda p: np.savez(p, x=np.array([{}], dtype=object)), "d.npz"),
     "directory": (lambda p: p.mkdir(), "d.npz"),
     "missing": (lambda p: None, "d.npz"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ def read_npy(path: str | Path, what: str) -> np.ndarray:
     path = require_file(path, what)
     try:
         value = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt header raises tokenize, syntax errors...
         raise DataError(f"cannot read {what} `{path}` as a .npy file: {one_line(exc)}") from None
     if isinstance(value, np.lib.npyio.NpzFile):
         value.close()
@@ -60,11 +59,12 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a `.npz` file (pickled objects refused)."""
     path = require_file(path, "data file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not a .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not a .npz archive of named arrays")
+        with data:
             return {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt archive raises zlib, zip, tokenize errors...
         raise DataError(f"cannot read `{path}` as a .npz file: {one_line(exc)}") from None
 
 
