@@ -215,3 +215,27 @@ def test_a_huge_hidden_width_is_refused():
     text = ISTA.replace("layers 3:", "net psi : mlp[n -> n](hidden = [1000000000000]) shared\n"
                         "layers 3:").replace("mu * 0.1)", "mu * 0.1) + psi(s)")
     assert errors(text) == [("E0404", 7, 33)]
+
+
+# ---- nesting -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tail", [" + s" * 1000, " + s" + " ^ 1" * 1000, " + " + "-" * 1000 + "s"])
+def test_a_1000_deep_chain_is_located_at_its_statement(tail):
+    """A 1000-term sum was placed at the end of the file; a power chain 1000 deep raised
+    RecursionError inside lark's VisitError (exit 3)."""
+    text = ISTA.replace("mu * 0.1)", "mu * 0.1)" + tail)
+    assert errors(text) == [("E0102", 8, 5)]
+
+
+def test_a_1000_term_sum_in_a_declaration_is_located_there():
+    text = ISTA.replace("let    L = opnorm(H)^2", "let    L = opnorm(H)^2" + " + 1" * 1000)
+    assert errors(text) == [("E0102", 5, 1)]
+
+
+def test_a_190_term_sum_compiles_and_runs():
+    out = run(ISTA.replace("mu * 0.1)", "mu * 0.1)" + " + mu * s" * 190))
+    assert out.shape == (2, 6)
+
+
+@pytest.mark.parametrize("doc", ['"""' + "(" * 300 + '\n"""', '"' + "[" * 300 + '"'])
+def test_brackets_inside_a_docstring_are_not_counted(doc):
+    assert not errors(ISTA.replace("algorithm X", f"algorithm X {doc}"))

@@ -8,7 +8,15 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import (
+    Lark,
+    Token,
+    Tree,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 from lark.exceptions import VisitError
 from lark.lexer import PatternStr
 
@@ -23,6 +31,9 @@ _PRETTY = {
     "COMPARE": "a comparison", "$END": "end of file",
 }
 _MAX_DEPTH = 200  # deeper nesting is reported, not crashed on (the AST builder recurses)
+# The deepest expression tree every later stage (AST builder, checks, IR passes, sympy, printer)
+# handles within Python's default recursion limit: `s + s + ... + s` with 200 terms compiles.
+_MAX_TREE_DEPTH = 200
 
 
 def grammar_text() -> str:
@@ -47,25 +58,60 @@ def parse(source: Source) -> nodes.Spec:
     except UnexpectedInput as exc:
         raise UserError([_syntax_diagnostic(exc, source)], source) from None
     _check_depth(source)
+    _check_tree_depth(tree, source)
     try:
         return ToAst(source).transform(tree)
-    except RecursionError:  # e.g. thousands of terms in one sum: no bracket to point at
-        raise UserError([Diagnostic(
-            "E0102", "this spec is nested too deeply to compile", source.end_position(),
-            help="split long expressions with `let` or temporaries")], source) from None
+    except RecursionError:  # not expected after the checks above; still never a traceback
+        raise _too_deep(source.end_position(), "", source) from None
     except VisitError as exc:  # a callback raised: unwrap it, users never see lark internals
         if isinstance(exc.orig_exc, UserError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise _too_deep(source.end_position(), "", source) from None
         raise
 
 
 _EMPTY_HELP = "a spec starts with `algorithm NAME`; see examples/ista.unf"
 
 
+def _too_deep(span: Span, label: str, source: Source) -> UserError:
+    return UserError([Diagnostic(
+        "E0102", "this expression is nested too deeply to compile", span, label,
+        help="split long expressions with `let` or temporaries")], source)
+
+
+def _check_tree_depth(tree: Tree, source: Source) -> None:
+    """Reject parse trees deeper than _MAX_TREE_DEPTH (long chains of `+` or `^` have no
+    bracket to count), at the declaration or statement that holds the deepest part."""
+    stack: list[tuple[Tree, int, Tree | None]] = [(tree, 0, None)]
+    while stack:  # iterative: the tree may be deeper than the recursion limit
+        node, depth, top = stack.pop()
+        if depth > _MAX_TREE_DEPTH:
+            raise _too_deep(*_where(top, source), source)
+        for child in node.children:
+            if isinstance(child, Tree):
+                if node.data in ("start", "layers"):  # depth counts from the statement
+                    stack.append((child, 0, child))
+                else:
+                    stack.append((child, depth + 1, top))
+
+
+def _where(top: Tree | None, source: Source) -> tuple[Span, str]:
+    """The span and caret label for a too-deep declaration or layer-body statement."""
+    if top is None or top.meta.empty:
+        return source.end_position(), ""
+    m = top.meta
+    kind = "statement" if top.data in ("update", "assign") else "declaration"
+    return (Span(m.line, m.column, m.end_line, m.end_column),
+            f"more than {_MAX_TREE_DEPTH} levels in this {kind}")
+
+
 def _check_depth(source: Source) -> None:
     """Reject absurdly nested brackets before the (recursive) AST builder meets them."""
     depth = 0
-    for m in re.finditer(r"#[^\n]*|\"[^\"\n]*\"|[()\[\]]", source.text):
+    # Strings first (a docstring may hold brackets, and span lines), then comments, brackets.
+    pattern = r'"""(?:.|\n)*?"""|"[^"\n]*"|#[^\n]*|[()\[\]]'
+    for m in re.finditer(pattern, source.text):
         ch = m.group()
         depth += 1 if ch in "([" else -1 if ch in ")]" else 0
         if depth > min(_MAX_DEPTH, sys.getrecursionlimit() // 8):
