@@ -108,7 +108,7 @@ def mutants(draw):
     return name, text
 
 
-@settings(max_examples=200, deadline=2000, derandomize=True,
+@settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutants())
 def test_mutated_examples_exit_0_or_1(tmp_path, capsys, mutant):

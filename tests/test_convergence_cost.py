@@ -18,7 +18,7 @@ NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
 
 def _template(used: set[str] | None = None):
     """The report class from our own template: every helper, or those `used` reaches."""
-    source = emit.REPORT_SOURCE.format(report="R", cond="C", cls="Net")
+    source = emit.runtime_source({"ConvergenceReport": "R", "ConvergenceCondition": "C"})
     if used is not None:
         source = emit.prune_helpers(source, "R", used)
     namespace = {"torch": torch}

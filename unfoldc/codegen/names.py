@@ -20,7 +20,8 @@ GENERATED = {
     "step", "checkpoint", "dtype", "device", "seed", "generator", "eps", "tol", "rows",
     # class attributes and methods of the network class
     "layers", "Output", "SPEC_NAME", "SPEC_SHA256", "GIVENS", "INPUTS", "STATES", "PARAMS",
-    "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "objective",
+    "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "CONVERGENCE_CERTIFICATES",
+    "CONVERGENCE_UNCOVERED", "objective",
     "convergence_report",
 }
 

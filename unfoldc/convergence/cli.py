@@ -2,7 +2,8 @@
 
 Without data it prints the symbolic conditions. With every given operand (or for a spec that
 has none) it builds the network, loads the weights if asked, evaluates the conditions per layer
-(failing layers highlighted) and exits 1 when a required condition fails.
+(failing layers highlighted) and exits with the verdict: 0 certified, 1 violated (a required
+condition fails), 4 uncertified (no theorem covers the updates, or a sufficient condition fails).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNCERTIFIED = 0, 1, 2, 4
+VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT_UNCERTIFIED}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,7 +59,7 @@ def run(args) -> int:
         return EXIT_USER
     print()
     print(_highlight(str(report), sys.stdout))
-    return EXIT_OK if report.ok else EXIT_FAIL
+    return VERDICT_EXIT[report.verdict]
 
 
 def _parse_given(text: str, usage) -> tuple[str, str]:

@@ -14,6 +14,13 @@ Each rule reads the exact Jacobian blocks and the operators found in the layer:
     lipschitz       the block bound of the layer map w.r.t. the states (info; the product over
                     layers below 1 is a contraction certificate);
     require/assume  the spec's own conditions.
+
+Every condition has a level: `require` (a hypothesis of a theorem that covers the update, or a
+necessary condition: when it fails the report is "violated"), `certify` (sufficient only: when
+it fails the theorem does not certify, nothing more) or `info`. Certificates (theorems.py, plus
+the contraction test) name the conditions that must hold on every layer; the report is
+"certified" only when one certificate holds, "uncertified" when none does and nothing required
+fails.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from unfoldc.convergence.linear import (
     ONE,
     Lin,
     c_neg,
+    cancel_inverses,
     is_zero,
     lin_of_matrix,
     mono_psd,
@@ -34,10 +42,31 @@ from unfoldc.convergence.linear import (
     simplify,
     to_sympy,
 )
-from unfoldc.convergence.quantity import QBlock, QEig, QExpr, QInf, QNorm, q_mul, q_symbols
+from unfoldc.convergence.quantity import (
+    QBlock,
+    QEig,
+    QExpr,
+    QInf,
+    QNorm,
+    QSpectral,
+    q_mul,
+    q_symbols,
+)
+from unfoldc.convergence.theorems import (
+    accelerated,
+    admm,
+    douglas_rachford,
+    forward_backward,
+    joint_forward_backward,
+    linear,
+    normal_form,
+    primal_dual,
+    relaxations,
+)
 from unfoldc.ir.expr import Const, Expr, Op, walk
 from unfoldc.ir.pretty import pretty
 from unfoldc.ir.program import Program
+from unfoldc.ops import OPS, Arg
 
 THEOREMS = {
     "step": "gradient step on an L-smooth convex f: averaged (converges) for 0 < a < 2/L "
@@ -55,8 +84,21 @@ THEOREMS = {
                  "a contraction certificate (Banach fixed point)",
     "require": "stated in the spec (require)",
     "assume": "stated in the spec (assume: a premise about the givens)",
+    "momentum_step": "accelerated proximal gradient needs 0 < a <= 1/L (Beck-Teboulle 2009)",
+    "schedule": "FISTA momentum beta_k = (t_k - 1)/t_(k+1) with t_k >= 1 and "
+                "t_(k+1)^2 - t_(k+1) <= t_k^2 (Beck-Teboulle 2009; Chambolle-Dossal 2015)",
+    "coercive": "a positive threshold makes the objective coercive: a minimizer exists",
+    "primal_dual": "Chambolle-Pock 2011, Thm 1: tau, sigma > 0, tau sigma ||K||^2 < 1, "
+                   "theta in [0, 1]",
+    "extrapolation": "Chambolle-Pock 2011, Thm 1 proves convergence for theta = 1",
+    "momentum": "heavy ball on a convex quadratic converges iff |beta| < 1 and "
+                "0 < alpha lambda < 2 (1 + beta) for every eigenvalue lambda > 0 (Polyak 1964)",
+    "spectral": "a linear iteration converges iff its spectral radius is < 1 (per eigenvalue of "
+                "G; Polyak 1964, Lessard-Recht-Packard 2016)",
 }
-REQUIRED = {"step", "threshold", "coupling", "penalty", "relaxation", "require", "assume"}
+REQUIRED = {"step", "threshold", "coupling", "penalty", "relaxation", "require", "assume",
+            "momentum_step", "primal_dual", "momentum"}
+CERTIFY = {"lipschitz", "schedule", "coercive", "extrapolation", "spectral"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +125,9 @@ class Condition:
 
     @property
     def level(self) -> str:
-        return "require" if self.kind in REQUIRED else "info"
+        if self.kind in REQUIRED:
+            return "require"
+        return "certify" if self.kind in CERTIFY else "info"
 
     @property
     def theorem(self) -> str:
@@ -95,6 +139,16 @@ class Condition:
         return f"{self.lhs.text()} {self.op} {self.rhs.text()}"
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A theorem that certifies convergence when all of `keys` hold on every layer."""
+
+    name: str
+    theorem: str
+    line: int
+    keys: tuple[str, ...]
+
+
 @dataclass
 class Analysis:
     """The conditions of one program, facts that hold by construction, and what was skipped."""
@@ -104,6 +158,9 @@ class Analysis:
     conditions: list[Condition] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    certificates: list[Certificate] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)  # why no theorem covers an update
+    linear: object = None  # the `linear` family's Match (spectral analysis, network bound)
 
     def add(self, kind: str, lhs, op: str, rhs, line: int, **kw) -> Condition:
         base = f"{kind}@{line}"
@@ -112,8 +169,11 @@ class Analysis:
         while key in keys:
             key, k = f"{base}#{k}", k + 1
         c = Condition(key, kind, lhs, op, rhs, line, **kw)
-        if all(c.text() != o.text() or c.line != o.line for o in self.conditions):
-            self.conditions.append(c)
+        same = next((o for o in self.conditions if o.text() == c.text() and o.kind == c.kind
+                     and (o.line == c.line or kind == "relaxation")), None)
+        if same is not None:
+            return same
+        self.conditions.append(c)
         return c
 
 
@@ -125,11 +185,80 @@ def derive(program: Program) -> Analysis:
     _joint_step(an)
     _couplings(an)
     _penalties(an)
+    _theorems(an)
     _relaxations(an)
     _lipschitz(an)
     for c in program.conditions:
         an.add(c.kind, QExpr(c.lhs), c.op, QExpr(c.rhs), c.line, written=c.text)
     return an
+
+
+# ---- theorems that cover the whole update (theorems.py) ------------------------------------------
+def _theorems(an: Analysis) -> None:
+    p = an.program
+    inputs = {s.name for s in p.by_role("input")}
+    nf = normal_form(p)
+    if nf is None:
+        if an.layer.states:
+            an.uncovered.append("the layer has no prox-linear normal form (a product of "
+                                "state-dependent values or an operator that is not a proximal "
+                                "map): no textbook theorem applies")
+        return
+    families = (forward_backward, joint_forward_backward, accelerated, admm, douglas_rachford,
+                primal_dual, linear)
+    matches = [m for m in (f(nf, inputs) for f in families) if m is not None]
+    matches += relaxations(nf)
+    for m in matches:
+        if m.name == "linear iteration":
+            an.linear = m
+            for c in m.extra.get("polyak", ()):
+                _add_match_condition(an, m, *c)
+            _linear_conditions(an, m)
+            continue
+        added = [_add_match_condition(an, m, *c) for c in m.conditions]
+        keys = [c.key for c in added if c is not None]
+        if m.certifies:
+            thresholds = [c.key for c in an.conditions if c.kind == "threshold"]
+            an.certificates.append(Certificate(m.name, m.theorem, m.line,
+                                               tuple(keys + thresholds)))
+        elif "why" in m.extra:
+            an.uncovered.append(f"{p.source_name}:{m.line} {m.name}: {m.extra['why']}")
+    required = {c.text() for c in an.conditions if c.kind == "momentum_step"}
+    an.conditions = [c for c in an.conditions  # FISTA's `<= 1/L` is required, not info
+                     if not (c.kind == "descent" and c.text() in required)]
+    if not an.certificates and an.linear is None:
+        names = ", ".join(f"`{s}`" for s in nf.states)
+        an.uncovered.append(f"the updates of {names} match none of: gradient descent, "
+                            "forward-backward, accelerated proximal gradient (t-sequence), "
+                            "Chambolle-Pock, a linear iteration in one symmetric matrix")
+
+
+def _add_match_condition(an: Analysis, m, kind, lhs, op, rhs, note) -> Condition | None:
+    """The condition, or None when it holds identically (proved with sympy, kept as a fact)."""
+    lq = QExpr(lhs)
+    if isinstance(rhs, tuple) and rhs[0] == "lambda":
+        _, g, bound = rhs
+        lq, rq = q_mul(lq, _lambda_max(g)), QExpr(Const(bound))
+    elif isinstance(rhs, tuple) and rhs[0] == "lambda_div":  # a lambda_max(G) < c (an expr)
+        _, g, bound = rhs
+        lq, rq = q_mul(QExpr(lhs), _lambda_max(g)), QExpr(bound)
+    else:
+        rq = QExpr(rhs)
+        if op in ("<=", ">=", "==") and sympy.simplify(to_sympy(lhs) - to_sympy(rhs)) == 0:
+            an.facts.append(f"line {m.line}: {note}: {lq.text()} {op} {rq.text()} holds "
+                            "identically")
+            return None
+    same = next((c for c in an.conditions if c.kind == kind and c.text() ==
+                 f"{lq.text()} {op} {rq.text()}"), None)
+    return same or an.add(kind, lq, op, rq, m.line, note=note)
+
+
+def _linear_conditions(an: Analysis, m) -> None:
+    """The spectral condition of a linear iteration (evaluated per layer by the report)."""
+    c = an.add("spectral", QSpectral(m.extra["coef"], m.extra["gram"], tuple(an.layer.states),
+                                     m.extra["in_range"]), "<", QExpr(ONE), m.line,
+               note="spectral radius of the layer's linear part")
+    an.certificates.append(Certificate(m.name, m.theorem, m.line, (c.key,)))
 
 
 def _zero() -> QExpr:
@@ -138,21 +267,17 @@ def _zero() -> QExpr:
 
 # ---- thresholds ---------------------------------------------------------------------------------
 def _thresholds(an: Analysis) -> None:
+    """The conditions each proximal map on a state puts on its further arguments: facts of the
+    operator table (ops.py `OpDef.conditions`), e.g. soft's threshold >= 0."""
     for use in an.layer.prox:
-        if use.op == "soft_ss":
-            an.add("threshold", QExpr(use.params[0]), ">=", _zero(), use.line,
-                   note="soft_ss threshold")
-            an.add("threshold", QExpr(use.params[1]), ">=", _zero(), use.line,
-                   note="soft_ss selected fraction")
-            an.add("threshold", QExpr(use.params[1]), "<=", QExpr(ONE), use.line,
-                   note="soft_ss selected fraction")
-        elif use.op in ("soft", "hard", "svt", "proj_l2ball"):
-            what = "radius" if use.op == "proj_l2ball" else "threshold"
-            an.add("threshold", QExpr(use.params[0]), ">=", _zero(), use.line,
-                   note=f"{use.op} {what}")
-        elif use.op in ("proj_box", "clamp"):
-            an.add("threshold", QExpr(use.params[0]), "<=", QExpr(use.params[1]), use.line,
-                   note=f"{use.op} bounds")
+        for c in OPS[use.op].conditions or ():
+            an.add("threshold", _arg_side(use, c.lhs), c.op, _arg_side(use, c.rhs), use.line,
+                   note=c.note)
+
+
+def _arg_side(use, x: Arg | float) -> QExpr:
+    """One side of a table condition: the operator's argument (of this use), or a number."""
+    return QExpr(use.params[x.index - 1]) if isinstance(x, Arg) else QExpr(Const(float(x)))
 
 
 # ---- gradient steps -----------------------------------------------------------------------------
@@ -249,8 +374,8 @@ def _couplings(an: Analysis) -> None:
         if len(st) != 1 or len(xs) != 1 or v.opaque:
             continue
         s_t, x_t = p.symbol(st[0]).type, inputs[xs[0]].type
-        if s_t.kind != "vector" or x_t.kind != "vector":
-            continue
+        if s_t.kind != "vector" or x_t.kind != "vector" or v.expr.type.dims != s_t.dims:
+            continue  # the coupling is about values in the state's own space
         ops_ = [g for g in p.by_role("given") if g.type.kind == "matrix"
                 and g.type.dims == (x_t.dims[0], s_t.dims[0])]
         if len(ops_) != 1:
@@ -259,7 +384,7 @@ def _couplings(an: Analysis) -> None:
 
         h = Sym(ops_[0].name, ops_[0].type, "given")
         js, jx = v.blocks[st[0]].simplified(), v.blocks[xs[0]].simplified()
-        resid = (js + jx.rmul(h) + (-Lin.identity(js.dim))).simplified()
+        resid = cancel_inverses((js + jx.rmul(h) + (-Lin.identity(js.dim))).simplified())
         form = f"{js.text()} + ({jx.text()}) @ {h.name} = I"
         if not resid.terms:
             an.facts.append(f"line {line}: coupling {form} holds by construction")
@@ -327,8 +452,12 @@ def _lipschitz(an: Analysis) -> None:
     rows = ((QInf(unknown[0].reason),),) if unknown else tuple(tuple(r) for r in layer.rows())
     premises = tuple(c.key for c in an.conditions if c.kind == "threshold")
     line = max(line for _, _, line in layer.updates) if layer.updates else 0
-    an.add("lipschitz", QBlock(rows), "<", QExpr(ONE), line, premises=premises,
-           note="Lipschitz bound of the layer w.r.t. " + ", ".join(layer.states))
+    c = an.add("lipschitz", QBlock(rows), "<", QExpr(ONE), line, premises=premises,
+               note="Lipschitz bound of the layer w.r.t. " + ", ".join(layer.states))
+    if not unknown:
+        an.certificates.append(Certificate(
+            "contraction", "a layer with Lipschitz bound < 1 is a contraction: iterated, it "
+            "converges to its unique fixed point (Banach)", line, (c.key,)))
 
 
 def reads(c: Condition):
@@ -342,6 +471,8 @@ def symbolic_text(an: Analysis) -> list[str]:
     out = [f"[{c.level}] {src}:{c.line} {c.kind}: {c.text()}" for c in an.conditions]
     out += [f"[fact] {f}" for f in an.facts]
     out += [f"[skipped] {n}" for n in an.notes]
+    out += [f"[certificate] {c.name} ({src}:{c.line}): {c.theorem}" for c in an.certificates]
+    out += [f"[uncertified] {u}" for u in an.uncovered]
     return out
 
 

@@ -13,6 +13,7 @@ Emitted lines stay within 100 columns; repeated subexpressions get one local nam
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 import textwrap
 
@@ -27,11 +28,13 @@ from unfoldc.convergence.quantity import (
     QNet,
     QNorm,
     QProd,
+    QSpectral,
     QSum,
     q_symbols,
 )
 from unfoldc.ir.expr import Op, Sym, symbols
 from unfoldc.ir.types import SCALAR
+from unfoldc.runtime import report as report_runtime
 
 METHOD = "convergence_report"
 
@@ -57,6 +60,13 @@ class ConvergenceEmitter:
         self.dims_known = {b.dim for b in self.p.dims
                            if self.p.symbol(b.symbol).role == "given"}
         self.conditions = [c for c in self.an.conditions if self._evaluable(c)]
+        keys = {c.key for c in self.conditions}
+        self.certificates = [c for c in self.an.certificates if set(c.keys) <= keys]
+        # The report's own locals never capture (or are captured by) spec names.
+        # (`eps`, `tol`, `rows` are reserved in codegen/names.py GENERATED: spec names are
+        # renamed around them; anything else the method introduces is allocated here.)
+        self.eps, self.tol, self.rows = "eps", "tol", "rows"
+        self.chain = em.ns.fresh("chain")
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
@@ -86,35 +96,42 @@ class ConvergenceEmitter:
         w(f"Convergence conditions (evaluated by `{METHOD}()`):")
         for c in self.conditions:
             _doc_line(w, f"[{c.level}] {self.p.source_name}:{c.line} {c.kind}: {_doc(c.text())}")
-        for f in self.an.facts:
-            _doc_line(w, f"[holds] {_doc(f)}")
         for n in self.an.notes:
             _doc_line(w, f"[skipped] {_doc(n)}")
-        if not self.conditions and not self.an.facts and not self.an.notes:
+        if not self.conditions and not self.an.notes:
             w("    none derived")
+        # (identities that hold by construction are proved at compile time: `unfoldc check`
+        # lists them; they are not conditions of this network)
+        names = ", ".join(c.name for c in self.certificates)
+        _doc_line(w, f"Theorems that can certify it: {names or 'none (uncertified)'}.")
 
     # ---- the method -----------------------------------------------------------------------------
     def method(self, w) -> None:
         em = self.em
         w()
         w(f"CONVERGENCE_CONDITIONS = {self._table()}")
+        w(f"CONVERGENCE_CERTIFICATES = {self._certificates()}")
+        w(f"CONVERGENCE_UNCOVERED = {self._uncovered()}")
         w()
         w(f"def {METHOD}(self, num_layers=None):")
         w.indent()
         w('"""Evaluate the convergence conditions on the current parameters, per layer.')
         w()
-        w(f"Returns a {self.report_cls}: `.ok` (every required condition holds on every layer),")
-        w("`.failing_layers`, `.values` (condition -> per-layer values), `str(report)` a table.")
+        w(f"Returns a {self.report_cls}: `.verdict` (certified, violated or uncertified), `.ok`")
+        w("(certified), `.failing_layers`, `.network_bound`, `.values`, `str(report)` a table.")
         w("Norms and eigenvalues above size 128 are Krylov estimates from below (see")
         w(f"{self.report_cls}.ritz_values); per-layer norms are computed for all layers at once.")
         w('"""')
         w("K = self.num_layers if num_layers is None else num_layers")
         w(f"{self.r} = {self.report_cls}")
         w(f"like = {self.r}.reference_tensor(self)")
-        w("eps = torch.finfo(like.dtype).eps")
+        w(f"{self.eps} = torch.finfo(like.dtype).eps")
         if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
-            w("tol = 10 * eps ** 0.5")
-        w("rows = [[] for _ in self.CONVERGENCE_CONDITIONS]")
+            w(f"{self.tol} = 10 * {self.eps} ** 0.5")
+        w(f"{self.rows} = [[] for _ in self.CONVERGENCE_CONDITIONS]")
+        self.spectral = [c for c in self.conditions if isinstance(c.lhs, QSpectral)]
+        if self.spectral:
+            w(f"{self.chain} = None  # the product of the layers' linear parts, per eigenvalue")
         w("with torch.no_grad():")
         w.indent()
         pr = ExprPrinter(self._name_of)
@@ -147,11 +164,21 @@ class ConvergenceEmitter:
             _assign(w, name, code)
         for i, (c, (lhs, rhs)) in enumerate(zip(self.conditions, body)):
             lhs = self._premised(w, c, lhs)
-            w(f"rows[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, eps))")
+            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}))")
+        for c in self.spectral[:1]:
+            c0, c1, lams = self.spectral_args[c.key]
+            w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
         self._schedule_updates(w, pr)
         w.dedent()
         w.dedent()
-        w(f"return {self.report_cls}(self.SPEC_NAME, self.CONVERGENCE_CONDITIONS, rows)")
+        chain = f"{self.r}.chain_norm({self.chain})" if self.spectral else "None"
+        shared = bool(self.spectral) and self.an.linear.extra.get("shared", False)
+        w(f"return {self.report_cls}(")
+        w.indent()
+        w("self.SPEC_NAME, self.CONVERGENCE_CONDITIONS, "
+          f"{self.rows}, self.CONVERGENCE_CERTIFICATES,")
+        w(f"self.CONVERGENCE_UNCOVERED, chain_bound={chain}, shared_fixed_point={shared})")
+        w.dedent()
         w.dedent()
         em.helpers |= pr.helpers | self.pr_layers.helpers
 
@@ -160,7 +187,8 @@ class ConvergenceEmitter:
         if not c.premises:
             return lhs
         keys = [x.key for x in self.conditions]
-        held = ", ".join(f"rows[{keys.index(k)}][-1][2]" for k in c.premises if k in keys)
+        held = ", ".join(f"{self.rows}[{keys.index(k)}][-1][2]" for k in c.premises
+                         if k in keys)
         name = self.em.ns.fresh("bound")
         _assign(w, name, f"{self.r}.premised({lhs}, [{held}])")
         return name
@@ -176,6 +204,30 @@ class ConvergenceEmitter:
                 lines += [f"            {chunk}" for chunk in _string_lines(text, 84)]
                 lines[-1] += ","
             lines.append("        ),")
+        return "\n".join(lines + ["    )"])
+
+    def _certificates(self) -> str:
+        if not self.certificates:
+            return "()"
+        lines = ["("]
+        for c in self.certificates:
+            origin = f"{self.p.source_name}:{c.line}"
+            lines += ["        (", f"            {c.name!r}, {origin!r},"]
+            lines += [f"            {chunk}" for chunk in _string_lines(c.theorem, 84)]
+            lines[-1] += ","
+            lines += _tuple_lines(c.keys, "            ")
+            lines.append("        ),")
+        return "\n".join(lines + ["    )"])
+
+    def _uncovered(self) -> str:
+        reasons = list(self.an.uncovered) + [n for n in self.an.notes if "not evaluated" in n
+                                             or "no Lipschitz bound" in n]
+        if not reasons:
+            return "()"
+        lines = ["("]
+        for text in reasons:
+            lines += [f"        {chunk}" for chunk in _string_lines(text, 88)]
+            lines[-1] += ","
         return "\n".join(lines + ["    )"])
 
     def _name_of(self, sym: Sym) -> str:
@@ -199,6 +251,10 @@ class ConvergenceEmitter:
     def _prelude(self, w, pr: ExprPrinter) -> None:
         """Dimensions and the setup lets the conditions read, in setup order."""
         reads = {s for c in self.conditions for s in _reads(c)}
+        # the schedule states' recurrences run in the report too: their lets are needed
+        inits = {a.target: a.value for a in self.p.prologue if a.kind == "init"}
+        for name, update in self.an.layer.schedule.items():
+            reads |= symbols(update) | symbols(inits.get(name, _zero()))
         need = {s.name for s in reads if s.role == "let"}
         lets = []
         for a in reversed(self.p.setup):
@@ -254,7 +310,7 @@ class ConvergenceEmitter:
         if isinstance(q, QExpr):
             return pr(q.expr)
         if isinstance(q, QTol):
-            return "tol"
+            return self.tol
         if isinstance(q, QInf):
             return 'float("inf")'
         if isinstance(q, QSum):
@@ -274,7 +330,26 @@ class ConvergenceEmitter:
             return self._norm_code(q.lin, pr, hoisted)
         if isinstance(q, QNet):
             return f"{r}.net_lipschitz({self._name_of(q.net)}, {q.arg}, {format_number(q.act)})"
+        if isinstance(q, QSpectral):
+            return self._spectral_code(q, pr, hoisted)
         raise TypeError(f"cannot emit quantity {type(q).__name__}")
+
+    def _spectral_code(self, q: QSpectral, pr, hoisted) -> str:
+        """rho over G's spectrum of C0 + C1 lambda; the eigenvalues are computed once."""
+        r = self.r
+        if q.gram:
+            lin = Lin(((q.gram, ONE),), None)
+            code = self._range_code(lin, pr).replace("_range(", "_spectrum(")
+            lams = self._q_hoist(code, lin, hoisted)
+        else:
+            lams = "(0.0,)"
+        c0, c1 = q.matrices()
+        m0 = "[" + ", ".join("[" + ", ".join(pr(x) for x in row) + "]" for row in c0) + "]"
+        m1 = "[" + ", ".join("[" + ", ".join(pr(x) for x in row) + "]" for row in c1) + "]"
+        key = next(c.key for c in self.conditions if c.lhs is q)
+        self.spectral_args = getattr(self, "spectral_args", {})
+        self.spectral_args[key] = (m0, m1, lams)
+        return f"{r}.spectral_radius({m0}, {m1}, {lams}, {q.in_range})"
 
     def _q_hoist(self, code: str, lin: Lin, hoisted) -> str:
         if any(s.name in self.per_layer for m, c in lin.terms for e in m for s in symbols(e)):
@@ -342,8 +417,8 @@ class ConvergenceEmitter:
     def tail(self, w) -> None:
         w()
         w()
-        source = REPORT_SOURCE.format(report=self.report_cls, cond=self.cond_cls,
-                                      cls=self.em.cls).strip("\n")
+        source = runtime_source({"ConvergenceReport": self.report_cls,
+                                 "ConvergenceCondition": self.cond_cls})
         # Only the evaluation helpers this module's report calls (and what they call) are
         # written: a module without nets or ADMM-type operators carries no code for them.
         emitted = "\n".join(w.lines)
@@ -351,6 +426,17 @@ class ConvergenceEmitter:
                 for name in re.findall(rf"\b{alias}\.(\w+)", emitted)}
         for line in prune_helpers(source, self.report_cls, used).splitlines():
             w(line)
+
+
+def runtime_source(names: dict[str, str] | None = None) -> str:
+    """The source of unfoldc/runtime/report.py's two classes, as a generated module carries it:
+    copied with `inspect.getsource`, the class names replaced (whole words, docstrings
+    included) where the module's namespace gave them other names."""
+    text = inspect.getsource(report_runtime.ConvergenceCondition) + "\n\n" + \
+        inspect.getsource(report_runtime.ConvergenceReport)
+    for old, new in (names or {}).items():
+        text = re.sub(rf"\b{old}\b", new, text)
+    return text.rstrip("\n")
 
 
 HELPERS_MARK = "# ---- evaluation helpers"
@@ -441,6 +527,14 @@ def _split_top(text: str) -> list[str]:
     return parts + [text[start:].strip()]
 
 
+def _tuple_lines(keys, indent: str) -> list[str]:
+    """`repr(tuple(keys)),` on one line, or one key a line when that passes 100 columns."""
+    one = f"{indent}{tuple(keys)!r},"
+    if len(one) <= 100:
+        return [one]
+    return [f"{indent}("] + [f"{indent}    {k!r}," for k in keys] + [f"{indent}),"]
+
+
 def _string_lines(text: str, width: int) -> list[str]:
     """repr(text) split at spaces into adjacent literals of at most `width` columns."""
     chunks, cur = [], ""
@@ -511,316 +605,4 @@ def _doc(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"""', "'''")
 
 
-REPORT_SOURCE = '''
-class {cond}:
-    """One convergence condition of a {cls} network, evaluated on every layer."""
-
-    def __init__(self, key, kind, level, origin, text, theorem, results):
-        self.key, self.kind, self.level, self.origin = key, kind, level, origin
-        self.text, self.theorem = text, theorem
-        self.lhs = [r[0] for r in results]
-        self.rhs = [r[1] for r in results]
-        self.holds = [r[2] for r in results]
-
-    @property
-    def failing_layers(self):
-        """Indices of the layers where the condition does not hold."""
-        return [k for k, h in enumerate(self.holds) if not h]
-
-    def __repr__(self):
-        return f"{cond}({{self.key!r}}, {{self.text!r}}, failing={{self.failing_layers}})"
-
-
-class {report}:
-    """The convergence conditions of a {cls} network evaluated on its current parameters.
-
-    `ok`: every required condition holds on every layer; `failing_layers`: sorted layer
-    indices where a required condition fails; `values`: condition key -> per-layer value of
-    its left-hand side; `conditions`: the {cond} objects; `str(report)`: a table.
-    Conditions of level "info" (Lipschitz bounds, the 1/L descent step) never fail a report.
-    """
-
-    EXACT_SIZE = 128  # exact norms up to this size, Krylov (Lanczos) estimates above
-    KRYLOV_STEPS = 10  # products with the operator per estimate of every layer (ritz_values)
-    KRYLOV_STEPS_ONCE = 30  # for values computed once per report (given matrices)
-    CACHE_BYTES = 8 << 20  # stacked per-layer matrices are processed in chunks of this size
-
-    def __init__(self, name, table, rows):
-        self.name = name
-        self.conditions = [{cond}(*spec, results)
-                           for spec, results in zip(table, rows)]
-
-    @property
-    def ok(self):
-        return not self.failing_layers
-
-    @property
-    def failing_layers(self):
-        return sorted({{k for c in self.conditions if c.level == "require"
-                       for k in c.failing_layers}})
-
-    @property
-    def values(self):
-        return {{c.key: list(c.lhs) for c in self.conditions}}
-
-    @property
-    def lipschitz_product(self):
-        """Product over layers of the layer Lipschitz bounds (None without a bound)."""
-        bounds = [c for c in self.conditions if c.kind == "lipschitz"]
-        if not bounds:
-            return None
-        out = 1.0
-        for v in bounds[0].lhs:
-            out *= v
-        return out
-
-    def __str__(self):
-        status = "ok" if self.ok else f"FAILING on layers {{self.failing_layers}}"
-        lines = [f"{{self.name}} convergence report ({{self._layers()}} layers): {{status}}"]
-        head = ("level", "origin", "condition", "layers", "value", "bound", "")
-        table = [head]
-        for c in self.conditions:
-            for first, last in self._runs(c):
-                mark = "ok" if c.holds[first] else ("FAIL" if c.level == "require" else "no")
-                span = str(first) if first == last else f"{{first}}-{{last}}"
-                text = c.text if len(c.text) <= 60 else c.text[:57] + "..."
-                table.append((c.level, c.origin, text, span, f"{{c.lhs[first]:.4g}}",
-                              f"{{c.rhs[first]:.4g}}", mark))
-        widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-        for r in table:
-            lines.append("  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip())
-        product = self.lipschitz_product
-        if product is not None:
-            verdict = "a contraction certificate" if product < 1 else "no contraction certificate"
-            lines.append(f"product of layer Lipschitz bounds: {{product:.4g}} ({{verdict}})")
-        return "\\n".join(lines)
-
-    def __repr__(self):
-        return (f"<{report} {{self.name}}: ok={{self.ok}}, "
-                f"failing_layers={{self.failing_layers}}>")
-
-    def _layers(self):
-        return max((len(c.holds) for c in self.conditions), default=0)
-
-    @staticmethod
-    def _runs(c):
-        """Runs of consecutive layers showing the same value, bound and verdict."""
-        runs, start = [], 0
-        for k in range(1, len(c.holds) + 1):
-            if k == len(c.holds) or (f"{{c.lhs[k]:.4g}}", f"{{c.rhs[k]:.4g}}", c.holds[k]) != (
-                    f"{{c.lhs[start]:.4g}}", f"{{c.rhs[start]:.4g}}", c.holds[start]):
-                runs.append((start, k - 1))
-                start = k
-        return runs
-
-    # ---- evaluation helpers used by {cls}.convergence_report ----
-    @staticmethod
-    def reference_tensor(module):
-        """A tensor with the module's dtype and device."""
-        for t in module.buffers():
-            return t
-        for t in module.parameters():
-            return t
-        return torch.empty(())
-
-    @staticmethod
-    def check(lhs, op, rhs, eps):
-        """(lhs, rhs, holds) at the worst entry; non-strict comparisons allow 64 eps."""
-        lhs = torch.as_tensor(lhs).detach().double().cpu().reshape(-1)
-        rhs = torch.as_tensor(rhs).detach().double().cpu().reshape(-1)
-        lhs, rhs = torch.broadcast_tensors(lhs, rhs)
-        if op in ("<", "<="):
-            margin = rhs - lhs
-        elif op in (">", ">="):
-            margin = lhs - rhs
-        else:
-            margin = -(lhs - rhs).abs()
-        margin = torch.nan_to_num(margin, nan=-float("inf"))
-        i = int(torch.argmin(margin))
-        slack = 64 * eps * max(1.0, abs(float(lhs[i])), abs(float(rhs[i])))
-        holds = float(margin[i]) > 0 if op in ("<", ">") else float(margin[i]) >= -slack
-        return float(lhs[i]), float(rhs[i]), bool(holds)
-
-    @staticmethod
-    def premised(value, premises):
-        """A bound that is only valid when its premises hold (else infinity)."""
-        return value if all(premises) else float("inf")
-
-    @classmethod
-    def start_vector(cls, n, like):
-        """The fixed start of the Krylov iteration: ones plus a deterministic ripple (a row)."""
-        k = torch.arange(n, dtype=like.dtype, device=like.device)
-        v = 1 + 0.5 * torch.cos(1.7 * k + 0.3)
-        return (v / torch.linalg.vector_norm(v)).reshape(1, n)
-
-    @staticmethod
-    def apply_terms(terms, v, transposed=False):
-        """Rows v mapped by A = sum of c * F1 @ ... @ Fr (A^T when `transposed`).
-
-        Each term is (c, F1, ..., Fr); (c,) is c * I. Factors and coefficients may carry a
-        leading layer dimension (stacked per-layer values): the result then has one row per layer.
-        Vectors are rows, so A v is computed as v @ Fr.mT @ ... @ F1.mT (fast batched products).
-        """
-        out = 0
-        for c, *factors in terms:
-            w = v
-            for f in (factors if transposed else reversed(factors)):
-                w = w @ (f if transposed else f.mT)
-            out = out + torch.as_tensor(c, dtype=v.dtype, device=v.device)[..., None, None] * w
-        return out
-
-    @classmethod
-    def dense(cls, terms, n, like):
-        """The matrix sum of c * F1 @ ... @ Fr (with an n x n identity for (c,))."""
-        out = 0
-        for c, *factors in terms:
-            m = factors[0] if factors else torch.eye(n, dtype=like.dtype, device=like.device)
-            for f in factors[1:]:
-                m = m @ f
-            c = torch.as_tensor(c, dtype=like.dtype, device=like.device)[..., None, None]
-            out = out + c * m
-        return out
-
-    @classmethod
-    def ritz_values(cls, op, v, steps):
-        """Ritz values of the symmetric operator `op` (on rows) on the Krylov space of v.
-
-        Rayleigh-Ritz on an orthonormal basis of span(v, Mv, ..., M^(s-1) v), s = steps
-        (Lanczos with full reorthogonalization): every Ritz value lies in [lambda_min,
-        lambda_max], so the largest underestimates lambda_max and the smallest overestimates
-        lambda_min, never by more than power iteration with as many products does.
-        """
-        tiny, eps = torch.finfo(v.dtype).tiny, torch.finfo(v.dtype).eps
-        q = mq = None  # the basis and its image, one row per step
-        for j in range(steps):
-            v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)
-            w = op(v)
-            if q is None:
-                batch = torch.broadcast_shapes(v.shape, w.shape)[:-2]
-                q = v.new_zeros(batch + (steps, v.shape[-1]))
-                mq = torch.zeros_like(q)
-            q[..., j, :] = v[..., 0, :]
-            mq[..., j, :] = w[..., 0, :]
-            size = torch.linalg.vector_norm(w, dim=-1, keepdim=True)
-            for _ in range(2):  # orthogonalizing twice keeps the basis orthonormal
-                w = w - (w @ q[..., :j + 1, :].mT) @ q[..., :j + 1, :]
-            # what is left at rounding level means the Krylov space is invariant: stop there
-            v = torch.where(torch.linalg.vector_norm(w, dim=-1, keepdim=True) > 1e3 * eps * size,
-                            w, 0)
-        t = q @ mq.mT
-        t = (t + t.mT) / 2
-        # An invariant Krylov space ends in zero rows: give them a Rayleigh quotient (t[0, 0]).
-        alive = torch.linalg.vector_norm(q, dim=-1) > 0.5
-        t = torch.where(alive[..., :, None] & alive[..., None, :], t, 0)
-        t = t + torch.diag_embed(torch.where(alive, 0, t[..., :1, 0]))
-        return torch.linalg.eigvalsh(t)
-
-    @classmethod
-    def opnorm_terms(cls, terms, n, like):
-        """Spectral norm of A = sum of c * F1 @ ... @ Fr acting on size-n vectors, per layer.
-
-        Exact (dense SVD) when both sides of A are at most EXACT_SIZE; above, the square root
-        of the largest Ritz value of A^T A, matrix-free (never forms products of the factors).
-        """
-        rows = next((f.shape[-2] for _, *fs in terms for f in fs[:1]), n)
-        if max(n, rows) <= cls.EXACT_SIZE:
-            return torch.linalg.matrix_norm(cls.dense(terms, n, like), ord=2)
-        stacked = [f for _, *fs in terms for f in fs if f.dim() > 2]
-        per_layer = sum(f[0].numel() * f.element_size() for f in stacked)
-        step = max(1, cls.CACHE_BYTES // max(per_layer, 1))
-        if stacked and step < len(stacked[0]):  # a few layers at a time stay in cache
-            return torch.cat([cls.opnorm_terms(cls._layer_slice(terms, i, i + step), n, like)
-                              for i in range(0, len(stacked[0]), step)])
-        steps = cls.KRYLOV_STEPS if stacked else cls.KRYLOV_STEPS_ONCE
-        ritz = cls.ritz_values(lambda u: cls.apply_terms(terms, cls.apply_terms(terms, u), True),
-                               cls.start_vector(n, like), steps)
-        return ritz[..., -1].clamp_min(0).sqrt()
-
-    @staticmethod
-    def _layer_slice(terms, start, stop):
-        """The terms restricted to layers start..stop-1 of their stacked values."""
-        def cut(x, rank):
-            return x[start:stop] if torch.is_tensor(x) and x.dim() > rank else x
-        return [(cut(c, 0), *(cut(f, 2) for f in fs)) for c, *fs in terms]
-
-    @classmethod
-    def opnorm(cls, a):
-        """Spectral norm of a (stacked) matrix: exact up to EXACT_SIZE, Krylov estimate above."""
-        a = a.detach()
-        return cls.opnorm_terms([(1, a)], a.shape[-1], a)
-
-    @classmethod
-    def eig_range(cls, a):
-        """(smallest, largest) eigenvalue of the symmetric matrix a (Ritz values above size
-        EXACT_SIZE: the range they give lies inside the true one)."""
-        a = a.detach()
-        if a.shape[-1] <= cls.EXACT_SIZE:
-            ev = torch.linalg.eigvalsh(a)
-        else:
-            ev = cls.ritz_values(lambda u: u @ a, cls.start_vector(a.shape[-1], a),
-                                 cls.KRYLOV_STEPS_ONCE)
-        return ev[..., 0], ev[..., -1]
-
-    @classmethod
-    def gram_range(cls, b):
-        """(smallest, largest) eigenvalue of b.mT @ b without forming it: 0 is the smallest
-        when b has fewer rows than columns; else as eig_range."""
-        b = b.detach()
-        n = b.shape[-1]
-        if n <= cls.EXACT_SIZE or b.shape[-2] >= n:
-            return cls.eig_range(b.mT @ b)
-        hi = cls.ritz_values(lambda u: (u @ b.mT) @ b, cls.start_vector(n, b),
-                             cls.KRYLOV_STEPS_ONCE)[..., -1]
-        return torch.zeros_like(hi), hi
-
-    @staticmethod
-    def affine_norm(c0, c, rng):
-        """||c0 I + c M|| for symmetric M with eigenvalues in rng = (lo, hi)."""
-        lo, hi = rng
-        return torch.maximum(torch.as_tensor(abs(c0 + c * lo)), torch.as_tensor(abs(c0 + c * hi)))
-
-    @staticmethod
-    def resolvent_norm(c0, c, shift, rng):
-        """||c0 I + c inv(M + shift I)|| for symmetric M with eigenvalues in rng = (lo, hi).
-
-        The eigenvalues c0 + c / (lambda + shift) are monotone in lambda between poles, so the
-        norm is the larger end value; infinite when M + shift I may be singular on the range.
-        """
-        lo, hi = rng
-        lo, hi = torch.as_tensor(lo + shift), torch.as_tensor(hi + shift)
-        if not bool(lo * hi > 0):
-            return torch.as_tensor(float("inf"))
-        return torch.maximum(abs(c0 + c / lo), abs(c0 + c / hi))
-
-    @classmethod
-    def net_lipschitz(cls, net, arg, act):
-        """Lipschitz bound of a generated MLP or ConvNet w.r.t. its argument `arg`: the product
-        over its layers of the weights' spectral norms (the first layer's restricted to the
-        argument's channel for a ConvNet; its whole matrix for an MLP, an upper bound) times
-        `act` (the activation's constant) per hidden layer, plus 1 for the first argument of a
-        residual net. A convolution's norm is bounded by sqrt(taps) times the norm of its
-        weight as a (C_out, C_in * taps) matrix (zero padding drops terms). Exact norms up to
-        EXACT_SIZE; above, Krylov estimates from below (then the bound may be too small)."""
-        layers = list(net.linears) if hasattr(net, "linears") else list(net.convs)
-        out = torch.ones((), dtype=torch.float64)
-        for i, layer in enumerate(layers):
-            w = layer.weight.detach()
-            if w.dim() > 2:  # a convolution: (C_out, C_in, *kernel)
-                w = w[:, arg:arg + 1] if i == 0 else w
-                taps = w[0, 0].numel()
-                w = w.reshape(w.shape[0], -1)
-                out = out * taps ** 0.5 * cls.opnorm(w).double().cpu()
-            else:
-                out = out * cls.opnorm(w).double().cpu()
-        out = out * act ** (len(layers) - 1)
-        return out + 1 if arg == 0 and net.residual else out
-
-    @staticmethod
-    def block_norm(rows):
-        """Spectral norm of a small matrix of nonnegative bounds (inf when one is)."""
-        m = torch.tensor([[float(x) for x in row] for row in rows], dtype=torch.float64)
-        if not torch.isfinite(m).all():
-            return float("inf")
-        return float(torch.linalg.matrix_norm(m, ord=2))
-'''
 __all__ = ["ConvergenceEmitter", "METHOD", "format_number"]

@@ -30,15 +30,25 @@ def enforce_convergence(program: Program) -> Program:
     an = derive(program)
     new: dict[str, Constraint] = {}
     train = {s.name: s for s in program.by_role("train")}
+    # The tightest upper bound on each trainable step: 2/L for a gradient step, 1/L for an
+    # accelerated one (FISTA diverges between the two).
+    steps: dict[str, tuple[float, Op]] = {}
     for c in an.conditions:
-        if c.kind == "step" and c.op == "<" and isinstance(c.lhs, QProd):
+        if c.kind in ("step", "momentum_step") and c.op in ("<", "<=") and \
+                isinstance(c.lhs, QProd):
             a, lam = c.lhs.parts[0], c.lhs.parts[1] if len(c.lhs.parts) == 2 else None
             hi = _lambda_expr(lam)
             if _trainable(a, train) and hi is not None:
-                bound = Op("div", (Const(2.0 * MARGIN), hi), SCALAR)
-                lo = Op("mul", (Const(FLOOR), bound), SCALAR)
-                new[a.expr.name] = Constraint("interval", (lo, bound))
-        elif c.kind == "threshold" and c.op == ">=":
+                # a strict bound keeps a margin (tanh saturates to exactly 1); `<=` needs none
+                limit = float(c.rhs.expr.value) * (MARGIN if c.op == "<" else 1.0)
+                if a.expr.name not in steps or limit < steps[a.expr.name][0]:
+                    steps[a.expr.name] = (limit, hi)
+    for name, (limit, hi) in steps.items():
+        bound = Op("div", (Const(limit), hi), SCALAR)
+        lo = Op("mul", (Const(FLOOR), bound), SCALAR)
+        new[name] = Constraint("interval", (lo, bound))
+    for c in an.conditions:
+        if c.kind == "threshold" and c.op == ">=":
             for node in _factors(c.lhs.expr):
                 if isinstance(node, Sym) and node.name in train and node.name not in new \
                         and train[node.name].constraint is None:

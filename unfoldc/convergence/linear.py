@@ -11,6 +11,7 @@ and structure (symmetry, positive semidefiniteness) can be read off.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy
@@ -42,6 +43,9 @@ def c_neg(a: Expr) -> Expr:
         return Const(-a.value)
     if isinstance(a, Op) and a.op == "neg":
         return a.args[0]
+    if isinstance(a, Op) and a.op == "mul" and (isinstance(a.args[0], Const) or _negative(
+            a.args[0])):
+        return c_mul(c_neg(a.args[0]), a.args[1])  # -(-1 * a * b) -> a * b
     return Op("neg", (a,), SCALAR)
 
 
@@ -119,6 +123,9 @@ def _tidy_sign(e: Expr) -> Expr:
     return e
 
 
+# Coefficients are immutable IR expressions: the analysis asks for the same few simplifications
+# many times (every family re-reads the blocks), so sympy runs once per distinct coefficient.
+@functools.lru_cache(maxsize=4096)
 def simplify(c: Expr) -> Expr:
     """A coefficient simplified by sympy (`1 - (1 - mu)` -> `mu`); unchanged if it cannot."""
     if isinstance(c, Const | Sym):
@@ -129,13 +136,23 @@ def simplify(c: Expr) -> Expr:
     return back if back is not None else c
 
 
+@functools.lru_cache(maxsize=4096)
 def is_zero(c: Expr) -> bool:
-    return c == ZERO or sympy.simplify(to_sympy(c)) == 0
+    """Whether the scalar coefficient is identically zero (a sympy proof)."""
+    if c == ZERO:
+        return True
+    if isinstance(c, Const | Sym):
+        return False
+    s = to_sympy(c)
+    return sympy.expand(s) == 0 or sympy.simplify(s) == 0
 
 
+@functools.lru_cache(maxsize=4096)
 def ratio_number(a: Expr, b: Expr) -> sympy.Expr | None:
     """a / b when it is a plain number (e.g. `2 * mu` over `mu`), else None."""
-    q = sympy.simplify(to_sympy(a) / to_sympy(b))
+    q = sympy.cancel(to_sympy(a) / to_sympy(b))
+    if not q.is_number:
+        q = sympy.simplify(q)
     return q if q.is_number and q.is_finite else None
 
 
@@ -324,7 +341,31 @@ def lin_of_matrix(e: Expr, dim) -> Lin | None:  # noqa: C901 - one case per oper
         return -inner if inner is not None else None
     if e.type.kind != "matrix":
         return None
-    return Lin(((flatten(e), ONE),), dim)
+    c, m = split_scalar(e)  # (g * H.T) @ H is g times the product H.T @ H
+    return Lin(((flatten(m), c),), dim)
+
+
+def cancel_inverses(lin: Lin) -> Lin:
+    """`lin` with every group sum_i c_i inv(A) @ R_i that equals k inv(A) @ A replaced by k I.
+
+    A proof, not an evaluation: Douglas-Rachford's coupling inv(I + g H^T H) + g inv(I + g H^T
+    H) H^T H - I is identically zero, and must never be judged numerically (dense inverses lose
+    it at large g in float32).
+    """
+    for lead in {m[0] for m, _ in lin.terms if m and isinstance(m[0], Op) and m[0].op == "inv"}:
+        group = [(m, c) for m, c in lin.terms if m and m[0] == lead]
+        rest = Lin(tuple((m[1:], c) for m, c in group), lin.dim).simplified()
+        system = lin_of_matrix(lead.args[0], lin.dim)
+        if system is None or not rest.terms:
+            continue
+        system = system.simplified()
+        mono, a = system.terms[0]
+        k = simplify(c_div(rest.coef(mono), a))
+        if (rest + -system.scale(k)).simplified().terms:
+            continue
+        others = tuple((m, c) for m, c in lin.terms if not (m and m[0] == lead))
+        lin = (Lin(others, lin.dim) + Lin((((), k),), lin.dim)).simplified()
+    return lin
 
 
 def _identity_first_unless_negative(term) -> int:
@@ -334,6 +375,9 @@ def _identity_first_unless_negative(term) -> int:
 
 
 def _negative(c: Expr) -> bool:
+    """A coefficient written with a leading minus sign (`-a`, `-2 * a`, `(-1 * a) * b`)."""
+    if isinstance(c, Op) and c.op == "mul":
+        return _negative(c.args[0])
     return isinstance(c, Op) and c.op == "neg" or isinstance(c, Const) and c.value < 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unfoldc.convergence.linear import Lin
+from unfoldc.convergence.linear import Lin, _negative, c_neg
 from unfoldc.ir.expr import Const, Expr, Sym, symbols
 from unfoldc.ir.pretty import pretty
 
@@ -101,7 +101,54 @@ class QInf:
         return f"inf ({self.reason})"
 
 
-Q = QExpr | QNorm | QEig | QBlock | QSum | QProd | QNet | QInf
+@dataclass(frozen=True)
+class QSpectral:
+    """Spectral radius of a linear layer whose blocks are c0 I + c1 G (G symmetric): the
+    largest over G's eigenvalues lambda of rho(C0 + C1 lambda), C0, C1 the k x k coefficient
+    matrices. `coef[i, j] = (c0, c1)` over `states`; `in_range`: the offset lies in range(G),
+    so on null(G) one eigenvalue 1 is allowed (the component there stays put)."""
+
+    coef: tuple
+    gram: tuple
+    states: tuple[str, ...]
+    in_range: bool
+
+    def __init__(self, coef, gram, states, in_range):
+        object.__setattr__(self, "coef", tuple(sorted(coef.items())))
+        object.__setattr__(self, "gram", gram)
+        object.__setattr__(self, "states", tuple(states))
+        object.__setattr__(self, "in_range", in_range)
+
+    def matrices(self):
+        """(C0, C1) as nested lists of IR scalars, rows and columns in `states` order."""
+        table = dict(self.coef)
+        return ([[table[i, j][0] for j in self.states] for i in self.states],
+                [[table[i, j][1] for j in self.states] for i in self.states])
+
+    def text(self) -> str:
+        g = " @ ".join(pretty(f) for f in self.gram) if self.gram else "0"
+        c0, c1 = self.matrices()
+        rows = "; ".join(", ".join(_entry(a, b) for a, b in zip(r0, r1))
+                         for r0, r1 in zip(c0, c1))
+        return f"rho([{rows}]) over lambda in eig({g})"
+
+
+def _entry(c0, c1) -> str:
+    zero = Const(0.0)
+    if c1 == zero:
+        return pretty(c0)
+    sign, mag = "+", c1
+    if _negative(c1):
+        sign, mag = "-", c_neg(c1)
+    text = pretty(mag)
+    lam = "lambda" if mag == Const(1.0) else (
+        f"{text} lambda" if isinstance(mag, Sym | Const) else f"({text}) lambda")
+    if c0 == zero:
+        return lam if sign == "+" else f"-{lam}"
+    return f"{pretty(c0)} {sign} {lam}"
+
+
+Q = QExpr | QNorm | QEig | QBlock | QSum | QProd | QNet | QInf | QSpectral
 ZERO_Q, ONE_Q = QExpr(Const(0.0)), QExpr(Const(1.0))
 
 
@@ -159,4 +206,7 @@ def q_symbols(q) -> set[Sym]:
         return {s for p in q.parts for s in q_symbols(p)}
     if isinstance(q, QNet):
         return {q.net}
+    if isinstance(q, QSpectral):
+        return ({s for _, (a, b) in q.coef for e in (a, b) for s in symbols(e)}
+                | {s for f in q.gram or () for s in symbols(f)})
     return set()

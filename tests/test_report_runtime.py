@@ -1,0 +1,108 @@
+"""The report runtime (unfoldc/runtime/report.py) as ordinary Python: verdicts, spectral
+radii, the composed network bound, layer numbering; and its copy in generated modules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import unfoldc
+from unfoldc.convergence import emit
+from unfoldc.runtime.report import ConvergenceReport as R
+
+
+def _row(kind, level, values, bound, op="<", key=None):
+    results = [R.check(v, op, bound, 2.2e-16) for v in values]
+    return (key or kind, kind, level, "spec.unf:3", f"{kind} {op} {bound}", "a theorem"), results
+
+
+def _report(rows, certificates=(), shared=False, chain=None):
+    table = [t for t, _ in rows]
+    return R("NET", table, [r for _, r in rows], certificates, ("a reason",),
+             chain_bound=chain, shared_fixed_point=shared)
+
+
+def test_certified_violated_and_uncertified():
+    step = _row("step", "require", [0.5, 1.5, 2.5], 2.0)
+    lip = _row("lipschitz", "certify", [1.0, 1.0, 1.0], 1.0)
+    cert = (("forward-backward", "spec.unf:3", "FB theorem", ("step",)),
+            ("contraction", "spec.unf:3", "Banach", ("lipschitz",)))
+    bad = _report([step, lip], cert)
+    assert bad.verdict == "violated" and bad.failing_layers == [2] and not bad.ok
+    assert any("fails on layers 3" in r for r in bad.reasons)  # numbered from 1
+    good = _report([_row("step", "require", [0.5, 1.5], 2.0), _row("lipschitz", "certify",
+                                                                  [1.0, 1.0], 1.0)], cert)
+    assert good.verdict == "certified" and good.ok
+    assert good.certificate[0] == "forward-backward" and good.reasons == []
+    none = _report([_row("lipschitz", "certify", [1.0, 1.0], 1.0)])
+    assert none.verdict == "uncertified" and "no theorem covers these updates" in none.reasons
+    assert "a reason" in none.reasons
+
+
+def test_a_contracting_network_with_a_shared_fixed_point_waives_per_layer_steps():
+    step = _row("step", "require", [0.5, 3.0], 2.0)
+    lip = _row("lipschitz", "certify", [1.0, 2.0], 1.0)
+    shared = _report([step, lip], chain=0.1, shared=True)
+    assert shared.network_bound == pytest.approx(0.1)
+    assert shared.verdict == "certified" and shared.certificate[0] == "network contraction"
+    not_shared = _report([step, lip], chain=0.1, shared=False)
+    assert not_shared.verdict == "certified"  # the K-layer map contracts: Banach on it
+    threshold = _row("threshold", "require", [-1.0, 1.0], 0.0, op=">=")
+    assert _report([threshold, lip], chain=0.1, shared=True).verdict == "certified"
+    assert _report([threshold, lip], chain=2.0, shared=True).verdict == "violated"
+
+
+def test_layer_bounds_and_network_bound_without_a_bound_are_infinite():
+    report = _report([_row("step", "require", [0.5, 0.5], 2.0)])
+    assert report.layer_bounds == [math.inf, math.inf]
+    assert math.isinf(report.network_bound)
+
+
+def test_layer_numbers_are_runs_from_one():
+    assert R._numbers([0, 1, 2, 5, 7, 8]) == "1-3, 6, 8-9"
+    assert R._numbers([]) == ""
+
+
+def test_spectral_radius_of_gradient_descent_and_heavy_ball():
+    lams = torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64)
+    a = 0.9
+    assert R.spectral_radius([[1]], [[-a]], lams, False) == pytest.approx(1.0)
+    # on null(G) the eigenvalue 1 is allowed when the offset lies in range(G)
+    assert R.spectral_radius([[1]], [[-a]], lams, True) == pytest.approx(abs(1 - a * 2.0))
+    beta, alpha = 0.5, 1.0
+    c0 = [[1 + beta, -beta], [1, 0]]
+    c1 = [[-alpha, 0], [0, 0]]
+    exact = max(np.abs(np.linalg.eigvals(np.array(c0) + np.array(c1) * lam)).max()
+                for lam in (0.5, 2.0))
+    assert R.spectral_radius(c0, c1, lams, True) == pytest.approx(max(exact, beta))
+    # a double eigenvalue 1 on null(G) (beta = 1): only one may be dropped
+    assert R.spectral_radius([[2, -1], [1, 0]], c1, lams, True) >= 1 - 1e-6
+
+
+def test_chain_norm_is_the_norm_of_the_composed_map():
+    lams = torch.tensor([0.3, 1.0, 1.7], dtype=torch.float64)
+    chain = None
+    steps = (0.5, 1.2, 0.8)
+    for a in steps:
+        chain = R.chain_step(chain, [[1]], [[-a]], lams)
+    exact = max(abs(np.prod([1 - a * lam for a in steps])) for lam in (0.3, 1.0, 1.7))
+    assert R.chain_norm(chain) == pytest.approx(exact)
+    assert math.isinf(R.chain_norm(None))
+
+
+def test_check_allows_rounding_on_non_strict_comparisons():
+    assert R.check(1.0 + 1e-15, "<=", 1.0, 2.2e-16)[2]
+    assert not R.check(1.0, "<", 1.0, 2.2e-16)[2]
+    assert not R.check(float("nan"), "<", 1.0, 2.2e-16)[2]
+
+
+def test_generated_modules_carry_the_runtime_verbatim():
+    code = unfoldc.compile("examples/gd_steps.unf").code
+    for name in ("spectral_radius", "chain_step", "chain_norm", "verdict"):
+        assert f"def {name}(" in code
+    assert "net_lipschitz" not in code  # only what the module's report uses
+    renamed = emit.runtime_source({"ConvergenceReport": "Report_"})
+    assert "class Report_:" in renamed and "ConvergenceReport" not in renamed

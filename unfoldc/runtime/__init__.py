@@ -1,0 +1,1 @@
+"""Code that generated modules carry: written here as ordinary Python, copied verbatim."""
