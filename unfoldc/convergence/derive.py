@@ -368,7 +368,10 @@ def _joint_step(an: Analysis) -> None:
 def _couplings(an: Analysis) -> None:
     p = an.program
     inputs = {s.name: s for s in p.by_role("input")}
-    for v, line, _ in an.layer.steps:
+    updates = [id(u) for _, u, _ in an.layer.updates]
+    for v, line, in_prox in an.layer.steps:
+        if not in_prox and id(v) not in updates:
+            continue  # a temporary (a gradient, a residual) is not an estimate of the state
         st = [k for k in v.blocks if k in an.layer.states]
         xs = [k for k in v.blocks if k in inputs]
         if len(st) != 1 or len(xs) != 1 or v.opaque:
