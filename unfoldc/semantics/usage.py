@@ -39,11 +39,13 @@ def unused_values(spec: nodes.Spec) -> list[Diagnostic]:
         for d in spec.decls if d.role in _WARNED_ROLES and d.name not in read
         and not d.name.startswith("_")
     ]
-    for i, stmt in enumerate(spec.body):
-        if stmt.kind != "assign" or stmt.target.startswith("_"):
-            continue
-        if stmt.target not in set(_names(spec.body[i + 1:])):
-            diags.append(Diagnostic(
+    read_later: set[str] = set()  # names read by the statements after the current one
+    unused = []
+    for stmt in reversed(spec.body):  # one pass: linear in the body's size
+        if stmt.kind == "assign" and not stmt.target.startswith("_") \
+                and stmt.target not in read_later:
+            unused.append(Diagnostic(
                 "W0002", f"temporary `{stmt.target}` is never used", stmt.target_span,
                 "assigned here", help="remove the statement, or use the value in a later one"))
-    return diags
+        read_later |= set(_names(stmt))
+    return diags + unused[::-1]
