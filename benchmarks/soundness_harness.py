@@ -116,10 +116,15 @@ def summarize(results: list[Result]) -> int:
               f"({finite_layer} of {all_layer} layer bounds finite)")
         print(f"median network_bound / measured: {_median(net_ratio):.4g} "
               f"({finite_net} of {all_net} network bounds finite)")
+    api = [(r, p) for r in results for p in r.api_problems]
+    print(f"inconsistencies of the new API (ok vs verdict, bounds per layer, reasons): "
+          f"{len(api)}")
+    for r, p in api:
+        print(f"    {r.cfg.name}: {p}")
     print(f"reports that raised: {len(errors)}")
     for r in errors:
         print(f"    {r.cfg.name}: {r.error}")
-    return 1 if false_cert or unsound or errors else 0
+    return 1 if false_cert or unsound or errors or api else 0
 
 
 def named() -> None:

@@ -97,6 +97,28 @@ def reasons_of(report) -> list[str]:
             if c.level == "require" and c.failing_layers]
 
 
+def api_problems(report, num_layers: int) -> list[str]:
+    """Inconsistencies of the new API: a verdict outside the three, `ok` not `verdict ==
+    "certified"`, layer bounds not one per layer, bounds below zero or NaN, a report that is not
+    certified and gives no reason."""
+    out = []
+    verdict = report.verdict
+    if verdict not in ("certified", "violated", "uncertified"):
+        out.append(f"verdict {verdict!r}")
+    if bool(report.ok) != (verdict == "certified"):
+        out.append(f"ok={report.ok} with verdict {verdict!r}")
+    bounds = layer_bounds_of(report, num_layers)
+    if len(bounds) != num_layers:
+        out.append(f"{len(bounds)} layer bounds for {num_layers} layers")
+    for b in [*bounds, network_bound_of(report)]:
+        if math.isnan(b) or b < 0:
+            out.append(f"bound {b!r}")
+            break
+    if verdict != "certified" and not reasons_of(report):
+        out.append(f"{verdict} without a reason")
+    return out
+
+
 def failing_kinds(report) -> set[str]:
     """Kinds of the required conditions that fail on some layer."""
     return {c.kind for c in report.conditions if c.level == "require" and c.failing_layers}
@@ -223,6 +245,18 @@ train  mu : scalar shared = a0
 layers 16:
     r = H @ s - x
     s <- s - mu * H.T @ r
+output s
+"""
+
+GD_MATRIX = """
+algorithm GD_MATRIX "gradient descent written as an affine map (I - mu H^T H) s + mu H^T x"
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+param  a0 : scalar = 0.1
+train  mu : scalar shared = a0
+layers 16:
+    s <- (I - mu * H.T @ H) @ s + mu * H.T @ x
 output s
 """
 
@@ -411,7 +445,13 @@ output s, s_prev
 """
 
 
-def _heavy_ball_configs(seed: int) -> list[Config]:
+HEAVY_BALL_EXPANDED = HEAVY_BALL.replace(
+    "s_new = s - alpha * g + beta * (s - s_prev)",
+    "s_new = (1 + beta) * s - beta * s_prev - alpha * g").replace("HEAVY_BALL", "HEAVY_BALL_X")
+
+
+def _heavy_ball_configs(seed: int, spec: str = HEAVY_BALL,
+                        family: str = "heavy_ball") -> list[Config]:
     rng = np.random.default_rng(seed)
     # tall H: the quadratic is strongly convex, Polyak's theorem applies as stated
     n = int(rng.integers(8, 14))
@@ -422,7 +462,7 @@ def _heavy_ball_configs(seed: int) -> list[Config]:
         for beta in MOMENTA:
             tb = {"0 <= beta < 1 (Polyak 1964)": 0 <= beta < 1,
                   "0 < alpha * L < 2 (1 + beta) (Polyak 1964)": 0 < a < 2 * (1 + beta)}
-            out.append(Config("heavy_ball", f"heavy_ball[aL={a},beta={beta}]", HEAVY_BALL,
+            out.append(Config(family, f"{family}[aL={a},beta={beta}]", spec,
                               (), prob, {"alpha": a / L, "beta": beta}, tb, seed=seed,
                               kinds={"step": a <= 0, "coupling": False,
                                      "momentum": not (-1 < beta < 1
@@ -743,12 +783,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("gd_direct", GD_DIRECT, (), _gd_configs(GD_DIRECT, "gd_direct", "a0")),
     Family("gd_residual", GD_RESIDUAL, (), _gd_configs(GD_RESIDUAL, "gd_residual", "a0")),
     Family("gd_grad", GD_GRAD, (), _gd_configs(GD_GRAD, "gd_grad", "mu")),
+    Family("gd_matrix", GD_MATRIX, (), _gd_configs(GD_MATRIX, "gd_matrix", "a0")),
     Family("ista", ISTA, (), _ista_configs),
     Family("pgd_proj_box", BOX.replace("{proj}", "proj_box"), (), _box_configs("proj_box")),
     Family("pgd_clamp", BOX.replace("{proj}", "clamp"), (), _box_configs("clamp")),
     Family("fista", FISTA, ("t",), _fista_configs),
     Family("nesterov", NESTEROV, (), _nesterov_configs),
     Family("heavy_ball", HEAVY_BALL, (), _heavy_ball_configs),
+    Family("heavy_ball_expanded", HEAVY_BALL_EXPANDED, (),
+           lambda seed: _heavy_ball_configs(seed, HEAVY_BALL_EXPANDED, "heavy_ball_expanded")),
     Family("admm_convex", ADMM.replace("{relax}", ADMM_RELAX["convex"]), (),
            _admm_configs("convex")),
     Family("admm_increment", ADMM.replace("{relax}", ADMM_RELAX["increment"]), (),
@@ -961,6 +1004,7 @@ class Result:
     layers: list[tuple[int, float, float]] = field(default_factory=list)
     network: tuple[int, float, float] | None = None  # (K_net, network_bound, measured)
     error: str = ""
+    api_problems: list[str] = field(default_factory=list)  # see api_problems()
 
     @property
     def false_certificate(self) -> bool:
@@ -1031,6 +1075,8 @@ def evaluate(cfg: Config, K: int = 1200, K_net: int = 6, layers: tuple[int, ...]
                       error=f"{type(exc).__name__}: {str(exc)[:200]}")
     res = Result(cfg, verdict_of(report), has_new_api(report), reasons_of(report),
                  failing_kinds(report), dyn)
+    if res.new_api:
+        res.api_problems = api_problems(report, K)
     if not measure:
         return res
     names = [n for n, _, _ in state_decls(cfg.spec) if n not in cfg.schedules]

@@ -50,7 +50,7 @@ SUBSET = {
     "pgd_proj_box": ["aL=1.5,lo=-0.5,hi=0.5", "aL=0.5,lo=0.5,hi=-0.5"],
     "fista": ["aL=0.95", "aL=1.5", "aL=1.8"],
     "nesterov": ["aL=0.95,beta=0.5", "aL=1.8,beta=0.5"],
-    "heavy_ball": ["aL=2.2,beta=0.5", "aL=3.5,beta=0.5", "aL=0.5,beta=1.1"],
+    "heavy_ball": ["aL=2.2,beta=0.5", "aL=3.5,beta=0.5", "aL=0.5,beta=1.1", "aL=3.5,beta=0.0"],
     "admm_increment": ["lam=1.95,beta=3.0", "lam=2.5,beta=0.3"],
     "dr_solve_increment": ["lam=1.5,gamma=0.3", "lam=2.5,gamma=3.0"],
     "dr_inv_convex": ["lam=2.5,gamma=0.3"],
@@ -108,8 +108,10 @@ def test_subset_names_exist():
     assert len(subset_configs()) == sum(len(v) for v in SUBSET.values())
 
 
-def test_every_family_and_its_layer_map_compile():
-    for fam in FAMILIES.values():
+def test_the_families_and_their_layer_maps_compile():
+    """The subset's families (compiled once for the fixture too) and TISTA; the benchmark
+    compiles every family."""
+    for fam in [FAMILIES[name] for name in [*SUBSET, "tista"]]:
         cls = compiled(fam.spec, fam.name)
         assert cls.convergence_report is not None
         mcls = compiled(map_spec(fam.spec, fam.schedules), fam.name + "_map")
@@ -193,6 +195,12 @@ def test_old_ok_certified_the_issue_divergences(results):
 def test_reports_never_crash(new_api):
     errors = [f"{r.cfg.name}: {r.error}" for r in new_api if r.error]
     assert not errors, "\n".join(errors)
+
+
+def test_the_new_api_is_consistent(new_api):
+    """verdict in the three, ok == (verdict == "certified"), one bound per layer, reasons."""
+    problems = [f"{r.cfg.name}: {p}" for r in new_api for p in r.api_problems]
+    assert not problems, "\n".join(problems)
 
 
 def test_no_false_certificates(new_api):
