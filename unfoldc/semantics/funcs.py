@@ -59,8 +59,55 @@ def call_func(ck, f: Func, e: nodes.Call, args: list, ctx: str) -> Expr | None:
         return None
     if not _match_params(ck, f, e, args):
         return None
+    size = _inlined_size(f, args)
+    if size > MAX_INLINED_SIZE:
+        ck.error("E0405", f"calling `{f.name}` here inlines an expression of {size} operations",
+                 e.span, f"more than {MAX_INLINED_SIZE} once inlined",
+                 help="calls are inlined, so nested calls multiply the work; compute a "
+                 "repeated value once, with `let` or a temporary, and pass it instead")
+        return None
     result = apply(f.body, dict(zip(f.params, args)))
     return _check_roles(ck, result, e, ctx)
+
+
+# Function calls are inlined: `f_k(a) = f_(k-1)(a) + f_(k-1)(a)` doubles the expression at each
+# level. Every later stage walks expressions as trees, so the size is bounded where it is made.
+MAX_INLINED_SIZE = 10_000
+
+
+def _inlined_size(f: Func, args: list) -> int:
+    """The tree size of `f(args)` once inlined, computed without building it."""
+    sizes: dict[int, int] = {}
+    size = _tree_size(f.body, sizes)
+    for p, a in zip(f.params, args):
+        size += _occurrences(f.body, p, {}) * (_tree_size(a, sizes) - 1)
+    return size
+
+
+def _tree_size(e: Expr, memo: dict[int, int]) -> int:
+    """Nodes of `e` counted as a tree (shared subexpressions once per use), in time linear in
+    the number of distinct nodes; iterative, as inlined expressions may be deep."""
+    return _fold_tree(e, memo, lambda node: 1)
+
+
+def _occurrences(e: Expr, p: Sym, memo: dict[int, int]) -> int:
+    return _fold_tree(e, memo, lambda node: int(node == p))
+
+
+def _fold_tree(e: Expr, memo: dict[int, int], leaf) -> int:
+    """Sum of `leaf(node)` over every node of `e` seen as a tree, memoized on node identity."""
+    stack = [(e, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in memo:
+            continue
+        args = node.args if isinstance(node, Op) else ()
+        if ready or not args:
+            memo[id(node)] = leaf(node) + sum(memo[id(a)] for a in args)
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in args)
+    return memo[id(e)]
 
 
 def _match_params(ck, f: Func, e: nodes.Call, args: list) -> bool:
