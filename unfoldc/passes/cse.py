@@ -19,14 +19,20 @@ from unfoldc.passes.result import PassResult
 def _candidates(body: tuple[Assign, ...]) -> list[tuple[Expr, list[int]]]:
     """(expression, statement indices) for every expression repeated within its lifetime."""
     live: dict[Expr, list[int]] = defaultdict(list)
+    readers: dict[str, set[Expr]] = defaultdict(set)  # name -> live expressions reading it
     found: list[tuple[Expr, list[int]]] = []
     for i, a in enumerate(body):
         for e in walk(a.value):
             # Never lift a subexpression out of an autograd lambda (it reads the lambda's `arg`).
             if isinstance(e, Op) and not is_trivial(e) and not _reads_arg(e):
+                if e not in live:
+                    for s in symbols(e):
+                        readers[s.name].add(e)
                 live[e].append(i)  # twice in one statement counts twice
-        for e in [e for e in live if any(s.name == a.target for s in symbols(e))]:
-            _finish(e, live.pop(e), found)
+        dead = readers.pop(a.target, None)  # assigning a name ends what reads it
+        if dead:
+            for e in [e for e in live if e in dead]:  # in live order: deterministic
+                _finish(e, live.pop(e), found)
     for e, uses in live.items():
         _finish(e, uses, found)
     return found
