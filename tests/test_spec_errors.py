@@ -276,3 +276,21 @@ def test_checking_1000_temporaries_is_fast():
     start = time.perf_counter()
     check(spec, source)
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(("decl", "line"), [
+    ("train  W : matrix[100000, 100000] shared = 0", 6),
+    ("train  W : matrix[20000, 20000] per_layer = 0", 6),
+    ("param  W : matrix[100000, 100000] = 0", 6),
+])
+def test_a_fixed_size_too_large_to_allocate_is_refused(decl, line):
+    """matrix[100000, 100000] reached the allocator (issue 14): 80 GB as float64."""
+    text = ISTA.replace("train  mu :", decl + "\ntrain  mu :")
+    assert ("E0404", line, 8) in errors(text)
+
+
+def test_the_message_says_how_large_the_tensor_would_be():
+    text = ISTA.replace("train  mu :", "train  W : matrix[100000, 100000] shared = 0\ntrain  mu :")
+    with pytest.raises(unfoldc.UserError) as err:
+        unfoldc.compile_source(Source("t.unf", text))
+    assert "`W` would hold 10000000000 numbers (75 GiB as float64)" in str(err.value)

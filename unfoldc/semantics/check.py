@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 
 from unfoldc import ops
 from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
@@ -28,6 +29,9 @@ KEYWORDS = {
     "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
     "require", "assume", "func", "net", "minimize", "residual", "zero_last",
 }
+# The most numbers one fixed-size state, parameter or trainable may hold (2 GiB as float64):
+# larger ones are refused before the network allocates them (E0404).
+MAX_ELEMENTS = 2**28
 # Built-ins that are not in the operator table: they take functions, not values.
 SPECIAL_CALLS = ("grad", "prox")
 
@@ -69,6 +73,7 @@ class Checker:
         conditions = self._check_conditions()
         objective = self._check_objective()
         self._check_sizes()
+        self._check_allocations()
         if any(d.is_error for d in self.diags):
             return None, batched_updates
         program = self._program(body, outputs)
@@ -283,6 +288,22 @@ class Checker:
                 else:
                     names.append(n.id)
         return names
+
+    def _check_allocations(self) -> None:
+        """Refuse tensors of fixed size that the network would allocate and cannot (E0404)."""
+        for s in self.symbols.values():
+            if s.role not in ("state", "param", "train") or s.net is not None:
+                continue
+            dims = self.dims.resolve(s.type).dims
+            if not all(isinstance(d, int) for d in dims):
+                continue
+            count = math.prod(dims) * (self.spec.num_layers if s.per_layer else 1)
+            if count > MAX_ELEMENTS:
+                per = " per sample" if s.role == "state" else ""
+                self.error("E0404", f"`{s.name}` would hold {count} numbers{per} "
+                           f"({count * 8 / 2**30:.0f} GiB as float64)", s.span,
+                           f"more than {MAX_ELEMENTS} numbers",
+                           help="check the sizes; a network this large cannot be allocated")
 
     def _check_sizes(self) -> None:
         for d, span in sorted(self.fresh_spans.items()):
