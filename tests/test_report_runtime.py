@@ -91,6 +91,14 @@ def test_chain_norm_is_the_norm_of_the_composed_map():
     exact = max(abs(np.prod([1 - a * lam for a in steps])) for lam in (0.3, 1.0, 1.7))
     assert R.chain_norm(chain) == pytest.approx(exact)
     assert math.isinf(R.chain_norm(None))
+    for _ in range(2000):  # a diverging product overflows: the bound is inf, not an error
+        chain = R.chain_step(chain, [[1]], [[-3.0]], lams)
+    assert math.isinf(R.chain_norm(chain))
+
+
+def test_check_keeps_python_floats_in_float64():
+    """torch.as_tensor(float) is float32: sqrt(2) lost 2e-8 and undercut a measured bound."""
+    assert R.check(2 ** 0.5, "<", 2.0, 2.2e-16)[0] == 2 ** 0.5
 
 
 def test_check_allows_rounding_on_non_strict_comparisons():

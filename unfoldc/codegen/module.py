@@ -148,9 +148,10 @@ class ModuleEmitter:
         w(f"Spec sha256: {p.source_sha256}")
         w('"""')
         w()
+        w("import copy")  # convergence_report() evaluates a float64 copy
         if len(p.outputs) > 1:
             w("from typing import NamedTuple")
-            w()
+        w()
         w("import torch")
         w("from torch import nn")
         for name in ORDER:

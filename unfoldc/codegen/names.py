@@ -14,7 +14,7 @@ from unfoldc.codegen.helpers import HELPERS
 # every example by tests/test_spec_errors.py::test_every_generated_identifier_is_reserved).
 GENERATED = {
     # module level
-    "torch", "nn", "NamedTuple", "annotations",
+    "torch", "nn", "NamedTuple", "annotations", "copy", "precision",
     # locals and arguments of __init__, forward, step, objective and convergence_report
     "self", "like", "B", "K", "k", "layer", "history", "num_layers", "all_layers", "result",
     "step", "checkpoint", "dtype", "device", "seed", "generator", "eps", "tol", "rows",

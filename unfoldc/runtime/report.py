@@ -231,8 +231,9 @@ class ConvergenceReport:
     @staticmethod
     def check(lhs, op, rhs, eps):
         """(lhs, rhs, holds) at the worst entry; non-strict comparisons allow 64 eps."""
-        lhs = torch.as_tensor(lhs).detach().double().cpu().reshape(-1)
-        rhs = torch.as_tensor(rhs).detach().double().cpu().reshape(-1)
+        # float64 from the start: torch.as_tensor(a Python float) would round it to float32
+        lhs = torch.as_tensor(lhs, dtype=torch.float64).detach().cpu().reshape(-1)
+        rhs = torch.as_tensor(rhs, dtype=torch.float64).detach().cpu().reshape(-1)
         lhs, rhs = torch.broadcast_tensors(lhs, rhs)
         if op in ("<", "<="):
             margin = rhs - lhs
@@ -473,7 +474,7 @@ class ConvergenceReport:
     def chain_norm(chain):
         """Norm of the composed linear part: the largest over eigenvalues (the blocks commute
         with G, so the composed operator is unitarily a direct sum of the small matrices)."""
-        if chain is None:
+        if chain is None or not torch.isfinite(chain).all():  # overflowed: no finite bound
             return float("inf")
         return float(torch.linalg.matrix_norm(chain, ord=2).max())
 
