@@ -98,15 +98,20 @@ class Lipschitz:
     const: float | None = None
     prox_of: str = ""
     why: str = ""
+    # For a prox: does its function make an objective have a minimizer? "threshold" (coercive
+    # when the threshold, argument 1, is > 0: b * norm), "bounded" (the indicator of a bounded
+    # set), "" (neither: the nonnegative orthant). Read by convergence/theorems.py.
+    minimizer: str = ""
 
 
 EXACT = Lipschitz("exact")
 MINMAX = Lipschitz("minmax", 1.0)
 
 
-def prox_of(function: str) -> Lipschitz:
-    """The proximal map of `function` (written in the further arguments' names)."""
-    return Lipschitz("prox", 1.0, function)
+def prox_of(function: str, minimizer: str = "") -> Lipschitz:
+    """The proximal map of `function` (written in the further arguments' names); `minimizer`
+    says whether the function guarantees a minimizer ("threshold", "bounded" or "")."""
+    return Lipschitz("prox", 1.0, function, minimizer=minimizer)
 
 
 def unanalyzed(why: str = "") -> Lipschitz:
@@ -639,12 +644,12 @@ _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
 _op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
     "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
-    lipschitz=prox_of("indicator of [b, c]"), conditions=(_BOUNDS("clamp"),))
+    lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("clamp"),))
 _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
     "soft threshold sign(v) max(|v| - t, 0); t scalar or elementwise", elementwise=True,
     helper="soft",
     semantics=_S(lambda v, t: v.sign() * (v.abs() - t).clamp(min=0)),
-    lipschitz=prox_of("b * norm1"), conditions=(_GE0(1, "soft threshold"),))
+    lipschitz=prox_of("b * norm1", "threshold"), conditions=(_GE0(1, "soft threshold"),))
 _op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
     "hard threshold v * (|v| > t); t scalar or elementwise", elementwise=True, helper="hard",
     semantics=_S(lambda v, t: v.where(v.abs() > t, 0.0)),
@@ -659,12 +664,12 @@ _op("soft_ss", "soft_ss", (3, 3), _threshold_ss, _call("soft_ss"), _fn("soft_ss"
                 ArgCondition(Arg(2), "<=", 1.0, "soft_ss selected fraction")))
 _op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
     "singular value thresholding: soft threshold of the singular values", helper="svt",
-    semantics=_S("svt"), lipschitz=prox_of("b * nucnorm"),
+    semantics=_S("svt"), lipschitz=prox_of("b * nucnorm", "threshold"),
     conditions=(_GE0(1, "svt threshold"),))
 _op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),
     "projection onto the box [lo, hi] (elementwise)", elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
-    lipschitz=prox_of("indicator of [b, c]"), conditions=(_BOUNDS("proj_box"),))
+    lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("proj_box"),))
 _op("proj_nonneg", "proj_nonneg", (1, 1), _same, _method("clamp", "min=0"), _fn("proj_nonneg"),
     "projection onto the nonnegative orthant",
     semantics=_S(lambda v: v.clamp(min=0)),
@@ -673,13 +678,13 @@ _op("proj_simplex", "proj_simplex", (1, 1), _vector_op("`proj_simplex`"), _call(
     _fn("proj_simplex"), "Euclidean projection onto the probability simplex",
     helper="proj_simplex",
     semantics=_S("proj_simplex"),
-    lipschitz=prox_of("indicator of the probability simplex"))
+    lipschitz=prox_of("indicator of the probability simplex", "bounded"))
 # Not elementwise: the helper itself aligns a batched radius (B,).
 _op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call("proj_l2ball"),
     _fn("proj_l2ball"), "projection onto the l2 ball of radius r",
     helper="proj_l2ball",
     semantics=_S("proj_l2ball"),
-    lipschitz=prox_of("indicator of the l2 ball of radius b"),
+    lipschitz=prox_of("indicator of the l2 ball of radius b", "bounded"),
     conditions=(_GE0(1, "proj_l2ball radius"),))
 
 # ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
@@ -763,7 +768,7 @@ _op("nucnorm", "nucnorm", (1, 1), _matrix_to_scalar,
 _op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
     _call("block_soft"), _fn("block_soft"),
     "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft",
-    semantics=_S("block_soft"), lipschitz=prox_of("b * norm2"),
+    semantics=_S("block_soft"), lipschitz=prox_of("b * norm2", "threshold"),
     conditions=(_GE0(1, "block_soft threshold"),))
 _op("ind_box", "ind_box", (3, 3), _indicator(2),
     _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),

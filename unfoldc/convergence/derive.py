@@ -245,8 +245,7 @@ def _add_match_condition(an: Analysis, m, kind, lhs, op, rhs, note) -> Condition
     else:
         rq = QExpr(rhs)
         if op in ("<=", ">=", "==") and sympy.simplify(to_sympy(lhs) - to_sympy(rhs)) == 0:
-            an.facts.append(f"line {m.line}: {note}: {lq.text()} {op} {rq.text()} holds "
-                            "identically")
+            an.facts.append(f"line {m.line}: {note} holds identically (sympy)")
             return None
     same = next((c for c in an.conditions if c.kind == kind and c.text() ==
                  f"{lq.text()} {op} {rq.text()}"), None)
@@ -455,7 +454,8 @@ def _lipschitz(an: Analysis) -> None:
     rows = ((QInf(unknown[0].reason),),) if unknown else tuple(tuple(r) for r in layer.rows())
     premises = tuple(c.key for c in an.conditions if c.kind == "threshold")
     line = max(line for _, _, line in layer.updates) if layer.updates else 0
-    c = an.add("lipschitz", QBlock(rows), "<", QExpr(ONE), line, premises=premises,
+    c = an.add("lipschitz", QBlock(rows, tuple(layer.states)), "<", QExpr(ONE), line,
+               premises=premises,
                note="Lipschitz bound of the layer w.r.t. " + ", ".join(layer.states))
     if not unknown:
         an.certificates.append(Certificate(

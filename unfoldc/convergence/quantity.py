@@ -53,12 +53,19 @@ class QBlock:
     """Spectral norm of a square matrix of nonnegative scalar bounds (the block bound)."""
 
     rows: tuple[tuple[object, ...], ...]
+    names: tuple[str, ...] = ()  # the states, in row order
 
     def text(self) -> str:
+        """One short line: the single bound, or the block norm named by its states (the
+        entries, nested norms of every block, are in `entries()`)."""
         if len(self.rows) == 1:
             return self.rows[0][0].text()
-        inner = "; ".join(", ".join(q.text() for q in r) for r in self.rows)
-        return f"||[{inner}]||"
+        if self.names:
+            return f"blocknorm({', '.join(self.names)})"
+        return f"||[{self.entries()}]||"
+
+    def entries(self) -> str:
+        return "; ".join(", ".join(q.text() for q in r) for r in self.rows)
 
 
 @dataclass(frozen=True)

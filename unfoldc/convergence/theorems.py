@@ -54,11 +54,11 @@ from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.program import Program
 from unfoldc.ops import OPS
 
-# Proximal maps of closed convex functions (firmly nonexpansive): the operator table's facts.
+# Proximal maps of closed convex functions (firmly nonexpansive), and those whose function is
+# coercive for a positive threshold or the indicator of a bounded set: the operator table's facts.
 PROX_OPS = frozenset(name for name, d in OPS.items() if d.lipschitz.kind == "prox")
-# Those whose function is coercive for a positive threshold, or the indicator of a bounded set.
-COERCIVE = {"soft", "svt", "block_soft"}  # t * norm: coercive when t > 0
-BOUNDED_SET = {"proj_box", "clamp", "proj_simplex", "proj_l2ball"}
+COERCIVE = frozenset(n for n in PROX_OPS if OPS[n].lipschitz.minimizer == "threshold")
+BOUNDED_SET = frozenset(n for n in PROX_OPS if OPS[n].lipschitz.minimizer == "bounded")
 
 
 @dataclass(frozen=True)
