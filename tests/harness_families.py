@@ -285,6 +285,46 @@ def _gd_configs(spec: str, family: str, step_name: str) -> Callable[[int], list[
     return configs
 
 
+def chebyshev_steps(lo: float, hi: float, period: int) -> list[float]:
+    """Steps 1 / (Chebyshev nodes on [lo, hi]): one period of deep-unfolded GD with Chebyshev
+    steps (Takabe-Wadayama); several exceed 2 / hi, while the period's map contracts."""
+    mid, rad = (hi + lo) / 2, (hi - lo) / 2
+    return [1 / (mid + rad * math.cos((2 * k + 1) * math.pi / (2 * period)))
+            for k in range(period)]
+
+
+def _per_layer_steps(steps: list[float]) -> Callable[[torch.nn.Module], None]:
+    def setup(model: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for k, layer in enumerate(model.layers):
+                layer.mu.fill_(steps[k % len(steps)])
+    return setup
+
+
+def _chebyshev_configs(seed: int) -> list[Config]:
+    """GD with per-layer Chebyshev steps repeated with period T (tall H). Every layer has its
+    own step, so the per-layer textbook condition fails on some layers although the T-layer
+    map contracts: the textbook entry is that contraction, computed with numpy."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 14))
+    prob = lasso_problem(rng, n + int(rng.integers(6, 10)), n)
+    H, L, lmin = prob.givens["H"], prob.facts["L"], prob.facts["lmin"]
+    out = []
+    for period in (4, 8):
+        for top in (1.0, 0.6):  # nodes for the true spectrum, or with L underestimated
+            steps = chebyshev_steps(lmin, top * L, period)
+            M = np.eye(n)
+            for a in steps:
+                M = (np.eye(n) - a * H.T @ H) @ M
+            cycle = opnorm(M)
+            tb = {f"the {period}-layer map contracts: ||prod (I - a_k H^T H)|| < 1": cycle < 1}
+            out.append(Config("gd_chebyshev", f"gd_chebyshev[T={period},top={top}L]",
+                              GD_DIRECT, (), prob, {"a0": 1 / L}, tb,
+                              setup=_per_layer_steps(steps), seed=seed,
+                              kinds={"coupling": False}))
+    return out
+
+
 ISTA = """
 algorithm ISTA_H "proximal gradient, soft threshold"
 given  H : matrix[m, n]
@@ -784,6 +824,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("gd_residual", GD_RESIDUAL, (), _gd_configs(GD_RESIDUAL, "gd_residual", "a0")),
     Family("gd_grad", GD_GRAD, (), _gd_configs(GD_GRAD, "gd_grad", "mu")),
     Family("gd_matrix", GD_MATRIX, (), _gd_configs(GD_MATRIX, "gd_matrix", "a0")),
+    Family("gd_chebyshev", GD_DIRECT, (), _chebyshev_configs),
     Family("ista", ISTA, (), _ista_configs),
     Family("pgd_proj_box", BOX.replace("{proj}", "proj_box"), (), _box_configs("proj_box")),
     Family("pgd_clamp", BOX.replace("{proj}", "clamp"), (), _box_configs("clamp")),
