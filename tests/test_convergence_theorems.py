@@ -397,3 +397,14 @@ def test_a_gradient_temporary_gets_no_coupling_condition():
     an = derive(_program(text))
     assert not any(c.kind == "coupling" for c in an.conditions)
     assert _build(text, H=_tall()).convergence_report().verdict == "certified"
+
+
+def test_a_long_chain_of_updates_is_skipped_not_exponential():
+    """25 updates of one state doubled the inlined tree each time (over 60 s); now the analysis
+    stops at MAX_NODES and says so: uncertified, never a false verdict."""
+    body = "\n".join("    s <- s - mu * H.T @ (H @ s - x)" for _ in range(25))
+    text = GD_RESIDUAL.replace("    r = H @ s - x\n    s <- s - mu * H.T @ r", body)
+    an = derive(_program(text))
+    assert any("analysis skipped" in n for n in an.notes) and not an.certificates
+    report = _build(text, H=_h()).convergence_report()
+    assert report.verdict == "uncertified" and any("not analyzed" in r for r in report.reasons)

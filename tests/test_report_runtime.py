@@ -114,3 +114,14 @@ def test_generated_modules_carry_the_runtime_verbatim():
     assert "net_lipschitz" not in code  # only what the module's report uses
     renamed = emit.runtime_source({"ConvergenceReport": "Report_"})
     assert "class Report_:" in renamed and "ConvergenceReport" not in renamed
+
+
+def test_compiling_does_not_import_torch():
+    """The runtime is copied as text: `unfoldc compile` stays free of torch's import time."""
+    import subprocess
+    import sys
+
+    code = ("import sys, unfoldc; unfoldc.compile('examples/gd_steps.unf'); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=emit.__file__.rsplit(
+        "/unfoldc/", 1)[0])

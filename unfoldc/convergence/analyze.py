@@ -125,10 +125,16 @@ class Analyzer:
 
     # ---- which states are schedules -------------------------------------------------------------
     def _inlined_body(self) -> list[tuple[Assign, Expr]]:
+        """Each statement's value in layer-start values (temporaries and earlier updates
+        substituted). Refuses, with TooLarge, layers whose inlined values pass MAX_NODES: a
+        chain of updates `s <- f(s)` doubles the tree each time."""
         sub: dict[Expr, Expr] = {}
         out = []
+        sizes: dict[int, int] = {}
         for a in self.p.body:
-            v = self._expand(substitute(a.value, sub))
+            v = substitute(self._expand(a.value), sub)  # lets and hoisted values are state-free
+            if tree_size(v, sizes) > MAX_NODES:
+                raise TooLarge(a.line, tree_size(v, sizes))
             out.append((a, v))
             sub[Sym(a.target, a.value.type, "temp" if a.kind == "temp" else "state")] = v
             if a.kind != "temp":
@@ -348,6 +354,27 @@ class Analyzer:
         if not state_free(b, set()):
             return Unknown("min/max of two state-dependent values", expr)
         return Bounded(row_of(a), expr)
+
+
+MAX_NODES = 1000  # inlined operations per statement the analysis affords (12x the largest
+# textbook layer, Chambolle-Pock at 81): a chain of updates doubles the tree, compile stays linear
+
+
+class TooLarge(Exception):
+    """The layer's inlined update is too large to analyze (reported as skipped)."""
+
+    def __init__(self, line: int, nodes: int):
+        super().__init__(f"line {line}: the inlined update has {nodes} operations "
+                         f"(the analysis affords {MAX_NODES})")
+        self.line, self.nodes = line, nodes
+
+
+def tree_size(e: Expr, memo: dict[int, int]) -> int:
+    """Nodes of `e` as a tree, counted over its shared subtrees once (memo by identity)."""
+    key = id(e)
+    if key not in memo:
+        memo[key] = 1 + sum(tree_size(a, memo) for a in e.args) if isinstance(e, Op) else 1
+    return memo[key]
 
 
 def _row_dim(t):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from unfoldc.convergence.analyze import Affine, Layer, Unknown, analyze
+from unfoldc.convergence.analyze import Affine, Layer, TooLarge, Unknown, analyze
 from unfoldc.convergence.linear import (
     ONE,
     Lin,
@@ -179,7 +179,14 @@ class Analysis:
 
 def derive(program: Program) -> Analysis:
     """All conditions of `program` (checked or optimized: the passes do not change them)."""
-    an = Analysis(program, analyze(program))
+    try:
+        layer = analyze(program)
+    except TooLarge as exc:
+        an = Analysis(program, Layer(program, [], {}, {}))
+        an.notes.append(f"convergence analysis skipped: {exc}")
+        an.uncovered.append(f"not analyzed: {exc}")
+        return an
+    an = Analysis(program, layer)
     _thresholds(an)
     _steps(an)
     _joint_step(an)

@@ -13,9 +13,11 @@ Emitted lines stay within 100 columns; repeated subexpressions get one local nam
 from __future__ import annotations
 
 import ast
-import inspect
+import functools
+import importlib.util
 import re
 import textwrap
+from pathlib import Path
 
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
@@ -34,7 +36,6 @@ from unfoldc.convergence.quantity import (
 )
 from unfoldc.ir.expr import Op, Sym, symbols
 from unfoldc.ir.types import SCALAR
-from unfoldc.runtime import report as report_runtime
 
 METHOD = "convergence_report"
 
@@ -160,6 +161,7 @@ class ConvergenceEmitter:
             w(f"{s} = torch.as_tensor({init}, dtype=like.dtype, device=like.device)")
         w("for k in range(K):")
         w.indent()
+        loop_start = len(w.lines)
         bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
         if bound:
             w(f"{self.layer} = self.layers[k]")
@@ -174,6 +176,8 @@ class ConvergenceEmitter:
             c0, c1, lams = self.spectral_args[c.key]
             w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
         self._schedule_updates(w, pr)
+        if len(w.lines) == loop_start:
+            w("pass  # nothing is evaluated per layer (see CONVERGENCE_UNCOVERED)")
         w.dedent()
         w.dedent()
         chain = f"{self.r}.chain_norm({self.chain})" if self.spectral else "None"
@@ -435,13 +439,23 @@ class ConvergenceEmitter:
 
 def runtime_source(names: dict[str, str] | None = None) -> str:
     """The source of unfoldc/runtime/report.py's two classes, as a generated module carries it:
-    copied with `inspect.getsource`, the class names replaced (whole words, docstrings
-    included) where the module's namespace gave them other names."""
-    text = inspect.getsource(report_runtime.ConvergenceCondition) + "\n\n" + \
-        inspect.getsource(report_runtime.ConvergenceReport)
+    copied verbatim (read as text, never imported: `unfoldc compile` does not import torch),
+    the class names replaced (whole words, docstrings included) where the module's namespace
+    gave them other names."""
+    text = _runtime_classes()
     for old, new in (names or {}).items():
         text = re.sub(rf"\b{old}\b", new, text)
-    return text.rstrip("\n")
+    return text
+
+
+@functools.lru_cache(maxsize=1)
+def _runtime_classes() -> str:
+    origin = importlib.util.find_spec("unfoldc.runtime.report").origin
+    source = Path(origin).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    classes = [ast.get_source_segment(source, node) for node in tree.body
+               if isinstance(node, ast.ClassDef)]
+    return "\n\n\n".join(classes)
 
 
 HELPERS_MARK = "# ---- evaluation helpers"
