@@ -408,3 +408,24 @@ def test_a_long_chain_of_updates_is_skipped_not_exponential():
     assert any("analysis skipped" in n for n in an.notes) and not an.certificates
     report = _build(text, H=_h()).convergence_report()
     assert report.verdict == "uncertified" and any("not analyzed" in r for r in report.reasons)
+
+
+ADAPTIVE = """
+algorithm ADAPT "a threshold that moves with the state (AMP-like)"
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+let    L = opnorm(H)^2
+param  c : scalar = 0.5
+layers 8:
+    r = x - H @ s
+    s <- soft(s + (1 / L) * H.T @ r, c * norm2(r) / L)
+output s
+"""
+
+
+def test_a_state_dependent_threshold_is_not_a_fixed_prox():
+    """Forward-backward needs one proximal map: a threshold read off the state is not one."""
+    an = derive(_program(ADAPTIVE))
+    assert not any(c.name == "forward-backward" for c in an.certificates)
+    assert _build(ADAPTIVE, H=_h()).convergence_report().verdict == "uncertified"

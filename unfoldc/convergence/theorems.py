@@ -113,8 +113,10 @@ def normal_form(program: Program) -> NormalForm | None:
         if not isinstance(e, Op):
             return e
         e = Op(e.op, tuple(abstract(x) for x in e.args), e.type)
-        if e.op in PROX_OPS and _reads_any(e.args[0], stateful | {p.name for p in
-                                                                    pseudo.values()}):
+        moving = stateful | {p.name for p in pseudo.values()}
+        if e.op in PROX_OPS and _reads_any(e.args[0], moving):
+            if any(_reads_any(x, moving) for x in e.args[1:]):
+                raise _NoForm  # a threshold that moves with the state: not one fixed prox
             if e not in pseudo:
                 name = f"__u{len(pseudo)}"
                 lin = _linearize(program, an, e.args[0], states, list(pseudo.values()))
@@ -284,14 +286,8 @@ def forward_backward(nf: NormalForm, inputs: set[str]) -> Match | None:
               extra={"step": a, "gram": g})
     m.conditions += [("step", a, ">", ZERO, "step size positive"),
                      ("step", a, "<", ("lambda", g, 2.0), "step size below 2/L")]
-    if not offset_in_range(step, g, inputs, {s}):
-        if prox is None or prox.op not in COERCIVE | BOUNDED_SET:
-            m.certifies = False
-            m.extra["why"] = ("the objective may have no minimizer (a constant or input term "
-                              "outside range(G))")
-        elif prox.op in COERCIVE:
-            m.conditions.append(("coercive", prox.params[0], ">", ZERO,
-                                 f"{prox.op} threshold positive: the objective is coercive"))
+    if not offset_in_range(step, g, inputs, {s}):  # else the smooth part is bounded below
+        _existence(m, [prox] if prox is not None else [])
     return m
 
 
@@ -355,9 +351,8 @@ def _accelerated(nf, inputs, s, z) -> Match | None:
                      ("schedule", Op("sub", (Op("mul", (tnew, tnew), tnew.type), tnew),
                                      tnew.type), "<=", Op("mul", (tsym, tsym), tsym.type),
                       "FISTA condition t_new^2 - t_new <= t^2")]
-    if not offset_in_range(step, g, inputs, {s, z}) and u.op not in COERCIVE | BOUNDED_SET:
-        m.certifies = False
-        m.extra["why"] = "the objective may have no minimizer"
+    if not offset_in_range(step, g, inputs, {s, z}):
+        _existence(m, [u])
     return m
 
 
@@ -514,7 +509,7 @@ def joint_forward_backward(nf: NormalForm, inputs: set[str]) -> Match | None:
 
 def _existence(m: Match, proxes) -> None:
     """A minimizer exists when every state passes a coercive prox (t > 0) or a bounded set."""
-    if not all(p.op in COERCIVE | BOUNDED_SET for p in proxes):
+    if not proxes or not all(p.op in COERCIVE | BOUNDED_SET for p in proxes):
         m.certifies = False
         m.extra["why"] = "the objective may have no minimizer (a regularizer that is not coercive)"
         return
@@ -714,6 +709,10 @@ def primal_dual(nf: NormalForm, inputs: set[str]) -> Match | None:
         return None
     sigma, tau, kmat, x, v, primal, s0 = found
     theta = ZERO if v == x else _extrapolation(nf, x, v)
+    # A saddle point exists when the dual is a projection onto a bounded set, or the primal
+    # function is coercive (a coercive prox, or a strongly convex quadratic: s0 < 1).
+    saddle = dual.op in BOUNDED_SET or (primal is not None and primal.op in
+                                        COERCIVE | BOUNDED_SET) or s0 is not None
     m = Match("primal-dual", "Chambolle-Pock: tau, sigma > 0 and tau sigma ||K||^2 < 1 with "
               "theta = 1 converge (Chambolle-Pock 2011, Thm 1)", max(nf.lines.values()))
     kk = Lin(((mono_transpose(kmat) + kmat, ONE),), None)
@@ -724,9 +723,13 @@ def primal_dual(nf: NormalForm, inputs: set[str]) -> Match | None:
     if s0 is not None:
         m.conditions += [("primal_dual", s0, ">", ZERO, "primal resolvent factor in (0, 1]"),
                          ("primal_dual", s0, "<=", ONE, "primal resolvent factor in (0, 1]")]
-    if theta is None:
+        if dual.op not in BOUNDED_SET:  # then existence rests on strong convexity: s0 < 1
+            m.conditions.append(("coercive", s0, "<", ONE, "primal quadratic strongly convex"))
+    if theta is None or not saddle:
         m.certifies = False
-        m.extra["why"] = "the extrapolation step was not recognized"
+        m.extra["why"] = ("the extrapolation step was not recognized" if theta is None else
+                          "a saddle point may not exist (an unbounded dual set and a primal "
+                          "function that is not coercive)")
         return m
     m.conditions += [("primal_dual", theta, ">=", ZERO, "extrapolation theta in [0, 1]"),
                      ("primal_dual", theta, "<=", ONE, "extrapolation theta in [0, 1]"),
