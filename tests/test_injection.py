@@ -9,6 +9,7 @@ user error (a located diagnostic); it must never become code. Regression tests f
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import warnings
 
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 import unfoldc
+from unfoldc import cli
 from unfoldc.codegen.text import comment, docstring, docstring_lines, literal
 from unfoldc.source import Source
 
@@ -90,7 +92,21 @@ def _compile_and_run_strict(text: str, name: str, tmp_path, on_disk: bool) -> bo
         return False
     _assert_clean(art.code)
     _exercise(cls)
+    if on_disk:
+        _exercise(_imported(path, tmp_path))
     return True
+
+
+def _imported(spec_path, tmp_path) -> type:
+    """`unfoldc compile SPEC -o FILE`, then FILE imported as Python imports any module (from
+    bytes, with its encoding declaration rules): the network class it defines."""
+    out = tmp_path / "generated_module.py"
+    assert cli.main(["compile", str(spec_path), "-o", str(out)]) == 0
+    spec = importlib.util.spec_from_file_location(f"generated_{abs(hash(str(spec_path)))}", out)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (cls,) = [v for v in vars(module).values() if getattr(v, "SPEC_SHA256", None)]
+    return cls
 
 
 def _assert_clean(code: str) -> None:
