@@ -145,10 +145,7 @@ def test_spec_text_payloads_never_run(kind, tmp_path):
 
 # convergence/emit.py (owned elsewhere) still pastes the file name raw into the class docstring
 # (`ConvergenceEmitter.doc`); these cases pass once it quotes it with codegen.text.docstring.
-EMIT_DOC = pytest.mark.xfail(strict=True, reason="convergence/emit.py pastes the file name raw")
-FILE_NAME_CASES = [pytest.param(k, marks=EMIT_DOC)
-                   if k in ("triple_quote", "backslash_quote", "escapes") else k
-                   for k in PAYLOAD_NAMES]
+FILE_NAME_CASES = PAYLOAD_NAMES
 
 
 @pytest.mark.parametrize("kind", FILE_NAME_CASES)
@@ -166,7 +163,6 @@ def test_file_name_payloads_never_run(kind, tmp_path):
     assert not canary.exists()
 
 
-@EMIT_DOC
 def test_file_name_reaches_the_docstrings_unchanged():
     name = 'x"""and \\x00 \\N{DASH}\r\n".unf'
     text = _doc_spec("").replace("COMMENT", "")

@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 from unfoldc.codegen.exprs import ExprPrinter, format_number
+from unfoldc.codegen.text import docstring
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
 from unfoldc.convergence.linear import ONE, Lin, mono_transpose
 from unfoldc.convergence.quantity import (
@@ -96,9 +97,9 @@ class ConvergenceEmitter:
         w()
         w(f"Convergence conditions (evaluated by `{METHOD}()`):")
         for c in self.conditions:
-            _doc_line(w, f"[{c.level}] {self.p.source_name}:{c.line} {c.kind}: {_doc(c.text())}")
+            _doc_line(w, f"[{c.level}] {self.p.source_name}:{c.line} {c.kind}: {c.text()}")
         for n in self.an.notes:
-            _doc_line(w, f"[skipped] {_doc(n)}")
+            _doc_line(w, f"[skipped] {n}")
         if not self.conditions and not self.an.notes:
             w("    none derived")
         # (identities that hold by construction are proved at compile time: `unfoldc check`
@@ -162,6 +163,7 @@ class ConvergenceEmitter:
         w("for k in range(K):")
         w.indent()
         loop_start = len(w.lines)
+        schedule = self._schedule_code(pr)  # before binding: it may read per-layer values
         bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
         if bound:
             w(f"{self.layer} = self.layers[k]")
@@ -175,7 +177,8 @@ class ConvergenceEmitter:
         for c in self.spectral[:1]:
             c0, c1, lams = self.spectral_args[c.key]
             w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
-        self._schedule_updates(w, pr)
+        if schedule:
+            w(schedule)
         if len(w.lines) == loop_start:
             w("pass  # nothing is evaluated per layer (see CONVERGENCE_UNCOVERED)")
         w.dedent()
@@ -283,11 +286,13 @@ class ConvergenceEmitter:
         inits = {a.target: a.value for a in self.p.prologue if a.kind == "init"}
         return [(self.em.n(s), pr(inits[s])) for s in self.an.layer.schedule]
 
-    def _schedule_updates(self, w, pr) -> None:
+    def _schedule_code(self, pr) -> str:
+        """`t = <t's update>` for the schedule states ('' when there are none)."""
         sched = self.an.layer.schedule
-        if sched:
-            names = ", ".join(self.em.n(s) for s in sched)
-            w(f"{names} = {', '.join(pr(v) for v in sched.values())}")
+        if not sched:
+            return ""
+        names = ", ".join(self.em.n(s) for s in sched)
+        return f"{names} = {', '.join(pr(v) for v in sched.values())}"
 
     # ---- quantities -> code ---------------------------------------------------------------------
     def _condition_code(self, c: Condition, pr, hoisted) -> tuple[str, str]:
@@ -613,15 +618,13 @@ def _lins(c: Condition):
 
 
 def _doc_line(w, text: str) -> None:
-    """One docstring entry, wrapped at 100 columns (continuations indented)."""
-    lines = textwrap.wrap(text, 100 - 4 * w.depth - 4, subsequent_indent="    ",
+    """One docstring entry, wrapped at 100 columns (continuations indented). User text (file
+    names, spec text) is escaped by codegen/text.py's `docstring` before wrapping: escapes hold
+    no spaces, so wrapping never splits one."""
+    lines = textwrap.wrap(docstring(text), 100 - 4 * w.depth - 4, subsequent_indent="    ",
                           break_long_words=False, break_on_hyphens=False)
     for line in lines:
         w(f"    {line}")
-
-
-def _doc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', "'''")
 
 
 __all__ = ["ConvergenceEmitter", "METHOD", "format_number"]
