@@ -8,6 +8,7 @@ conditions hold; what the analysis does not recognise is "uncertified", never ok
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -429,3 +430,13 @@ def test_a_state_dependent_threshold_is_not_a_fixed_prox():
     an = derive(_program(ADAPTIVE))
     assert not any(c.name == "forward-backward" for c in an.certificates)
     assert _build(ADAPTIVE, H=_h()).convergence_report().verdict == "uncertified"
+
+
+def test_a_vector_state_that_ignores_the_input_is_an_iterate_not_a_schedule():
+    """pnp_pgd without `- x` (a fuzz mutant): the report ran s's update as a schedule and
+    called the per-layer net `D` without binding it (NameError)."""
+    text = Path("examples/pnp_pgd.unf").read_text().replace(" - x))", "))")
+    cls = unfoldc.load_source(text, name="pnp_mut.unf")
+    report = cls(H=_h().float()).convergence_report()
+    assert report.verdict == "uncertified"
+    assert "s" not in derive(_program(text)).layer.schedule

@@ -28,8 +28,6 @@ def test_no_mutant_is_an_internal_error(outcomes):
     assert not [(o.detail, text) for text, o in bugs if o.kind == INTERNAL]
 
 
-@pytest.mark.xfail(strict=True, reason="convergence/emit.py: convergence_report() of pnp_pgd "
-                   "without `- x` calls the per-layer net `D` without binding it (NameError)")
 def test_no_mutant_fails_at_run_time_without_a_location(outcomes):
     _, bugs = outcomes
     assert not [(o.detail, text) for text, o in bugs if o.kind == UNLOCATED]

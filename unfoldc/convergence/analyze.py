@@ -154,8 +154,10 @@ class Analyzer:
     def _schedule_states(self) -> set[str]:
         body = self._inlined_body()
         final = {a.target: v for a, v in body if a.kind != "temp"}
-        cand = {s for s in self.state_syms
-                if not ({x.name for x in symbols(self.inits.get(s, Const(0.0)))}
+        # Scalars only: a schedule is a per-layer constant (FISTA's t, a decaying step); a vector
+        # state that happens not to read the input is still an iterate, not a schedule.
+        cand = {s for s, sym in self.state_syms.items() if sym.type.kind == "scalar"
+                and not ({x.name for x in symbols(self.inits.get(s, Const(0.0)))}
                         & (self.inputs | set(self.pro)))}
         while True:
             bad = {s for s in cand if s in final and any(
