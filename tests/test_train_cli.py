@@ -27,7 +27,7 @@ def spec(tmp_path, monkeypatch):
     """A spec file whose `unfoldc.load` yields the stand-in network."""
     path = tmp_path / "ista.unf"
     path.write_text("algorithm learned_ista\n")
-    monkeypatch.setattr(unfoldc, "load", lambda p: LearnedISTA)
+    monkeypatch.setattr(unfoldc, "load", lambda p, options=None: LearnedISTA)
     return str(path)
 
 
@@ -93,6 +93,20 @@ def test_real_ista_spec(tmp_path):
     assert cli.run(_parse(argv)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["classical_nmse_db"]) == 3
+
+
+def test_enforced_training_stays_certified(tmp_path):
+    """--enforce-convergence: even a large rate keeps every layer a forward-backward step."""
+    from unfoldc.cli import main
+
+    spec = str(ROOT / "examples" / "ista.unf")
+    out = tmp_path / "run"
+    argv = [spec, *FAST, "--steps", "40", "--lr", "0.3", "--enforce-convergence",
+            "--out", str(out)]
+    assert cli.run(_parse(argv)) == 0
+    weights = str(out / "weights.safetensors")
+    assert main(["check", spec, "--enforce-convergence", "--weights", weights]) == 0
+    assert main(["check", spec, "--weights", weights]) == 1  # the plain spec's keys differ
 
 
 def test_weights_start_from_a_saved_run(tmp_path):

@@ -24,14 +24,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="trained weights: a weights.safetensors written by `unfoldc train` "
                    "(its givens and depth are used unless --given / --layers say otherwise)")
     p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
+    p.add_argument("--enforce-convergence", action="store_true",
+                   help="check the network as compiled (and trained) with --enforce-convergence")
 
 
 def run(args) -> int:
     from unfoldc.cli import EXIT_USER, UsageError
     from unfoldc.convergence.derive import derive, symbolic_text
-    from unfoldc.pipeline import compile_file
+    from unfoldc.pipeline import Options, compile_file
 
-    art = compile_file(args.spec)
+    art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
     an = derive(art.program)
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):

@@ -95,6 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="layer-wise: lr multiplier per later layer already trained")
     train.add_argument("--shared", choices=("first", "refine"), default="first",
                        help="layer-wise: shared parameters train with layer 1, or in refinements")
+    train.add_argument("--enforce-convergence", action="store_true",
+                       help="train the network compiled with --enforce-convergence: step sizes "
+                            "stay in (0, 2/L), thresholds nonnegative (docs/convergence.md)")
     train.add_argument("--weights", metavar="FILE",
                        help="start from these weights (a weights.safetensors of this spec)")
     train.add_argument("--layer-weights", type=_weights, default="uniform",
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `unfoldc train`; return the exit code."""
     try:
         check_out_dir(args.out, args.resume, args.overwrite)  # before any slow work
-        model_cls = _load(args.spec)
+        model_cls = _load(args.spec, args.enforce_convergence)
         task = _task(args, model_cls)
         model = _build(model_cls, task, args)
         baseline = None
@@ -149,12 +152,12 @@ class _SpecError(Exception):
         self.message = message
 
 
-def _load(spec: str):
+def _load(spec: str, enforce: bool = False):
     require_file(spec, "spec file")
     import unfoldc  # lazily: the compiler is only needed once arguments are valid
 
     try:
-        return unfoldc.load(spec)
+        return unfoldc.load(spec, unfoldc.Options(enforce_convergence=enforce))
     except unfoldc.UserError as exc:
         # Rendered diagnostics; anything else the compiler raises is its bug and propagates.
         raise _SpecError(str(exc)) from None
