@@ -112,6 +112,9 @@ def summarize(results: list[Result]) -> int:
         print(f"bounds below a measured constant: {len(unsound)}")
         for r, u in unsound:
             print(f"    {r.cfg.name}: {u}")
+        nan = sum(math.isnan(m) for r in results for _, _, m in r.layers) + sum(
+            r.network is not None and math.isnan(r.network[2]) for r in results)
+        print(f"measurements without a point where the map stays finite: {nan}")
         print(f"median layer bound / measured: {_median(layer_ratio):.4g} "
               f"({finite_layer} of {all_layer} layer bounds finite)")
         print(f"median network_bound / measured: {_median(net_ratio):.4g} "
