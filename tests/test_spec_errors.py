@@ -294,3 +294,26 @@ def test_the_message_says_how_large_the_tensor_would_be():
     with pytest.raises(unfoldc.UserError) as err:
         unfoldc.compile_source(Source("t.unf", text))
     assert "`W` would hold 10000000000 numbers (75 GiB as float64)" in str(err.value)
+
+
+@pytest.mark.parametrize(("net", "count"), [
+    ("mlp[n -> n](hidden = [1000000000]) shared", "at least 3000000001"),
+    ("mlp[n -> n](hidden = [2147483647, 2147483647]) shared", "at least 461168602"),
+    ("mlp[n -> n](hidden = [100000, 1000]) per_layer", "at least 300606003"),
+    ("conv1d[n -> n](channels = 4, kernel = 3, depth = 2000000000) shared", "103999999925"),
+    ("conv2d[m, n -> m, n](channels = 100000, kernel = 3, depth = 3) shared", "90002000001"),
+])
+def test_a_net_too_large_to_allocate_is_refused_with_its_parameter_count(net, count):
+    """`hidden = [1000000000]` passed the size check and reached the allocator (issue 14)."""
+    text = ISTA.replace("train  mu :", f"net    D : {net}\ntrain  mu :")
+    with pytest.raises(unfoldc.UserError) as err:
+        unfoldc.compile_source(Source("t.unf", text))
+    (diag,) = err.value.diagnostics
+    assert (diag.code, diag.span.line, diag.span.col) == ("E0404", 6, 8)
+    assert f"net `D` would hold {count}" in diag.message and "GiB as float64" in diag.message
+
+
+def test_a_large_net_that_fits_still_compiles():
+    text = ISTA.replace("train  mu :", "net    D : mlp[n -> n](hidden = [4096, 4096]) per_layer\n"
+                                       "train  mu :")
+    assert [e for e in errors(text) if e[0].startswith("E")] == []

@@ -80,17 +80,10 @@ def _size(dims: tuple, known: dict) -> int | None:
 
 
 def _net_params(sym: Symbol, known: dict) -> int | None:
-    spec = sym.net
-    ins = [d if isinstance(d, int) else known.get(d) for d in spec.inputs]
-    outs = [d if isinstance(d, int) else known.get(d) for d in spec.outputs]
-    if spec.arch == "mlp":
-        if None in ins or None in outs:
-            return None
-        widths = [sum(ins), *spec.hidden, outs[0]]
-        return sum(a * b + b for a, b in zip(widths, widths[1:]))
-    d = 1 if spec.arch == "conv1d" else 2
-    widths = [len(spec.inputs) // d] + [spec.channels] * (spec.depth - 1) + [1]
-    return sum(spec.kernel ** d * a * b + b for a, b in zip(widths, widths[1:]))
+    sizes = [d if isinstance(d, int) else known.get(d) for d in sym.net.inputs + sym.net.outputs]
+    if sym.net.arch == "mlp" and None in sizes:
+        return None
+    return sym.net.parameter_count(lambda d: d if isinstance(d, int) else known[d])
 
 
 def _parents(body_exprs: list[Expr]) -> dict[int, list[Op]]:

@@ -39,6 +39,25 @@ class NetSpec:
     residual: bool = False  # net(v) = v + block(v)
     zero_last: bool = False  # last layer starts at zero: the block contributes nothing
 
+    def parameter_count(self, size) -> int:
+        """The number of weights and biases, `size(d)` giving each input and output size.
+
+        In closed form (a conv net's depth may be a typo of ten digits): semantics refuses
+        nets too large to allocate from this count before anything is built (E0404).
+        """
+        if self.arch == "mlp":
+            widths = [sum(size(d) for d in self.inputs), *self.hidden, size(self.outputs[0])]
+            return sum(a * b + b for a, b in zip(widths, widths[1:]))
+        dim = 1 if self.arch == "conv1d" else 2
+        n_in, c, per = len(self.inputs) // dim, self.channels, self.kernel**dim
+
+        def conv(a: int, b: int) -> int:
+            return per * a * b + b
+
+        if self.depth == 1:
+            return conv(n_in, 1)
+        return conv(n_in, c) + (self.depth - 2) * conv(c, c) + conv(c, 1)
+
 
 @dataclass(frozen=True)
 class Symbol:

@@ -16,6 +16,7 @@ from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
 from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
@@ -29,9 +30,6 @@ KEYWORDS = {
     "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
     "require", "assume", "func", "net", "minimize", "residual", "zero_last",
 }
-# The most numbers one fixed-size state, parameter or trainable may hold (2 GiB as float64):
-# larger ones are refused before the network allocates them (E0404).
-MAX_ELEMENTS = 2**28
 # Built-ins that are not in the operator table: they take functions, not values.
 SPECIAL_CALLS = ("grad", "prox")
 
@@ -290,8 +288,10 @@ class Checker:
         return names
 
     def _check_allocations(self) -> None:
-        """Refuse tensors of fixed size that the network would allocate and cannot (E0404)."""
+        """Refuse tensors and nets of fixed size that the network cannot allocate (E0404)."""
         for s in self.symbols.values():
+            if s.role == "net":
+                self._check_net_size(s)
             if s.role not in ("state", "param", "train") or s.net is not None:
                 continue
             dims = self.dims.resolve(s.type).dims
@@ -301,9 +301,25 @@ class Checker:
             if count > MAX_ELEMENTS:
                 per = " per sample" if s.role == "state" else ""
                 self.error("E0404", f"`{s.name}` would hold {count} numbers{per} "
-                           f"({count * 8 / 2**30:.0f} GiB as float64)", s.span,
+                           f"({gib(count)} as float64)", s.span,
                            f"more than {MAX_ELEMENTS} numbers",
                            help="check the sizes; a network this large cannot be allocated")
+
+    def _check_net_size(self, s: Symbol) -> None:
+        """A net's weights, counted with every size not known yet as 1 (so at least this many)."""
+        def size(d) -> int:
+            found = self.dims.find(d)
+            return found if isinstance(found, int) else 1
+
+        count = s.net.parameter_count(size) * (self.spec.num_layers if s.per_layer else 1)
+        if count > MAX_ELEMENTS:
+            least = "" if s.net.arch != "mlp" or all(
+                isinstance(self.dims.find(d), int) for d in s.net.inputs + s.net.outputs
+            ) else "at least "
+            self.error("E0404", f"net `{s.name}` would hold {least}{count} parameters "
+                       f"({gib(count)} as float64)", s.span, f"more than {MAX_ELEMENTS} numbers",
+                       help="check the widths, channels, kernel and depth; a net this large "
+                       "cannot be allocated")
 
     def _check_sizes(self) -> None:
         for d, span in sorted(self.fresh_spans.items()):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from lark import Token, Transformer, v_args
 
 from unfoldc.diagnostics import Diagnostic, UserError
+from unfoldc.limits import MAX_INT, MAX_LAYERS
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
 
@@ -26,8 +27,6 @@ def _expr_span(e) -> Span:
 
 # Integers in a spec are sizes and counts. Larger ones are typos, or networks that would not fit
 # in memory: refused here (E0404), before anything is allocated or a 5000-digit number parsed.
-MAX_INT = 2**31 - 1
-MAX_LAYERS = 10_000  # an unrolled network stores every layer's parameters and activations
 
 
 def _string_value(tok: Token) -> str:
