@@ -120,3 +120,42 @@ def test_graph_dumps_are_deterministic():
         assert render(art(name).graph(unroll=2), "json") == render(art(name).graph(unroll=2),
                                                                    "json")
         assert render(art(name).graph(), "text") == render(art(name).graph(), "text")
+
+
+# ---- bounded size (issue 14: `graph --unroll 1000000` ran away, 2.4 GB) -----------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_graph_size_counts_the_nodes_without_building(name):
+    from unfoldc.ir.graph import graph_size
+
+    a = art(name)
+    for k in (None, 1, 4):
+        assert graph_size(a.optimized, k) == len(a.graph(k))
+
+
+@pytest.mark.parametrize(("unroll", "nodes", "most"), [
+    ("1000000", "4,000,009", "10000"),  # above the layer limit
+    ("10001", "40,013", "10000"),
+])
+def test_cli_refuses_a_huge_unroll_before_building_it(unroll, nodes, most, capsys, monkeypatch):
+    import unfoldc.ir.graph as graph
+
+    monkeypatch.setattr(graph._Builder, "layer", lambda *a: pytest.fail("built a layer"))
+    code = cli_main(["graph", str(EXAMPLES / "admm_lasso.unf"), "--unroll", unroll])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"--unroll {unroll} would make a graph of {nodes} nodes (about" in err
+    assert f"MiB); unfoldc unrolls at most 10000 layers and 100,000 nodes: use --unroll {most} " \
+           "or fewer" in err
+
+
+def test_the_node_budget_limits_a_long_body_below_the_layer_limit():
+    from unfoldc.ir.graph import GraphTooLarge, graph_size
+    from unfoldc.source import Source
+
+    body = "".join(f"    t{k} = s * {k + 1}\n" for k in range(40))
+    text = (EXAMPLES / "ista.unf").read_text().replace("    s <- soft(", body + "    s <- soft(")
+    a = unfoldc.compile_source(Source("long.unf", text), unfoldc.Options(dce=False))
+    with pytest.raises(GraphTooLarge, match=r"use --unroll \d+ or fewer") as err:
+        a.graph(5000)
+    most = int(str(err.value).rsplit("--unroll ", 1)[1].split()[0])
+    assert graph_size(a.optimized, most) <= 100_000 < graph_size(a.optimized, most + 1)

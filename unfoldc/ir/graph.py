@@ -17,6 +17,7 @@ import networkx as nx
 from unfoldc.ir.expr import symbols
 from unfoldc.ir.pretty import pretty
 from unfoldc.ir.program import Assign, Program, Symbol
+from unfoldc.limits import GRAPH_NODE_BYTES, MAX_GRAPH_NODES, MAX_LAYERS
 
 _DECL_PHASE = {"given": "setup", "param": "setup", "train": "setup", "let": "setup",
                "input": "prologue", "state": "prologue"}
@@ -41,6 +42,33 @@ def _assign_node(g: nx.DiGraph, a: Assign, node_id: str, phase: str, layer=None,
         shape = state_type
     g.add_node(node_id, kind=kind, label=label, shape=shape, line=a.line, phase=phase,
                layer=layer, hoisted=a.kind == "hoisted", per_layer=False)
+
+
+class GraphTooLarge(ValueError):
+    """An unrolled graph above the limits of unfoldc/limits.py (refused before it is built)."""
+
+
+def graph_size(program: Program, unroll: int | None = None) -> int:
+    """The number of nodes `build_graph(program, unroll)` makes, without building it."""
+    static = [s for s in program.symbols
+              if s.role in ("given", "input", "param") or (s.role == "train" and not s.per_layer)]
+    per_layer = sum(s.role == "train" and s.per_layer for s in program.symbols)
+    layer = len(program.body) + per_layer
+    fixed = len(static) + len(program.setup) + len(program.prologue) + len(program.outputs)
+    return fixed + layer * (1 if unroll is None else unroll)
+
+
+def check_unroll(program: Program, unroll: int) -> None:
+    """Raise GraphTooLarge when `unroll` layers pass MAX_LAYERS or the graph MAX_GRAPH_NODES."""
+    nodes = graph_size(program, unroll)
+    if unroll <= MAX_LAYERS and nodes <= MAX_GRAPH_NODES:
+        return
+    fixed, per_layer = graph_size(program, 0), graph_size(program, 1) - graph_size(program, 0)
+    most = min(MAX_LAYERS, max(1, (MAX_GRAPH_NODES - fixed) // max(per_layer, 1)))
+    mib = nodes * GRAPH_NODE_BYTES / 2**20
+    raise GraphTooLarge(f"--unroll {unroll} would make a graph of {nodes:,} nodes (about "
+                        f"{mib:,.0f} MiB); unfoldc unrolls at most {MAX_LAYERS} layers and "
+                        f"{MAX_GRAPH_NODES:,} nodes: use --unroll {most} or fewer")
 
 
 class _Builder:
@@ -99,7 +127,13 @@ class _Builder:
 
 
 def build_graph(program: Program, unroll: int | None = None) -> nx.DiGraph:
-    """The iteration graph of `program`, rolled (one layer, carry cycles) or unrolled K times."""
+    """The iteration graph of `program`, rolled (one layer, carry cycles) or unrolled K times.
+
+    Raises:
+        GraphTooLarge: K above the limits (checked before anything is built).
+    """
+    if unroll is not None:
+        check_unroll(program, unroll)
     b = _Builder(program, unroll)
     b.declarations()
     entry = {s.name: [(f"init:{s.name}", "data")] for s in program.by_role("state")}
