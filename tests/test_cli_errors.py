@@ -121,3 +121,20 @@ def test_mutated_examples_exit_0_or_1(tmp_path, capsys, mutant):
     assert "Traceback" not in err
     if code == 1:
         assert re.search(r"^error(\[E\d{4}\])?: ", err, re.M), err
+
+
+@pytest.mark.parametrize(("algorithm", "emitted"), [
+    ("class", "class_"), ("step", "step_"), ("Module", "Module"), ("ISTA", "ISTA")])
+def test_compile_prints_the_class_name_it_emitted(algorithm, emitted, tmp_path, capsys):
+    """`algorithm class` printed "(class class)" while the file defines `class_` (issue 14)."""
+    import importlib.util
+
+    spec, out = tmp_path / "s.unf", tmp_path / "s_mod.py"
+    text = SPECS["ista.unf"].replace("algorithm ISTA", f"algorithm {algorithm}", 1)
+    spec.write_text(text, "utf-8")
+    code, err = run(["compile", str(spec), "-o", str(out)], capsys)
+    assert code == 0 and f"wrote {out} (class {emitted})" in err
+    loaded = importlib.util.spec_from_file_location("s_mod", out)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    assert algorithm == getattr(module, emitted).SPEC_NAME

@@ -45,8 +45,20 @@ def _report_warnings(art) -> None:
         print(render(w, art.source, color) + "\n", file=sys.stderr)
 
 
+def check_depth(option: str, layers: int) -> None:
+    """A depth given on the command line: positive and at most MAX_LAYERS (a usage error)."""
+    from unfoldc.limits import MAX_LAYERS
+
+    if layers < 1:
+        raise UsageError(f"{option} takes a positive number")
+    if layers > MAX_LAYERS:
+        raise UsageError(f"{option} {layers} is more than {MAX_LAYERS} layers, the most "
+                         "unfoldc builds (every layer keeps its parameters and activations)")
+
+
 def cmd_compile(args) -> int:
     """Write the generated module (to -o, or stdout)."""
+    from unfoldc.codegen.module import network_class_name
     from unfoldc.pipeline import compile_file
 
     art = compile_file(args.spec, _options(args))
@@ -55,23 +67,29 @@ def cmd_compile(args) -> int:
         sys.stdout.write(art.code)
     else:
         Path(args.output).write_text(art.code, encoding="utf-8")
-        print(f"wrote {args.output} (class {art.optimized.name})", file=sys.stderr)
+        print(f"wrote {args.output} (class {network_class_name(art.optimized)})",
+              file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_graph(args) -> int:
     """Print or draw the iteration graph."""
+    from unfoldc.ir.graph import GraphTooLarge
     from unfoldc.ir.render import FORMATS
     from unfoldc.ir.render import render as render_graph
     from unfoldc.pipeline import compile_file
 
-    if args.unroll is not None and args.unroll < 1:
+    if args.unroll is not None and args.unroll < 1:  # too many: GraphTooLarge, with its size
         raise UsageError("--unroll takes a positive number of layers")
     if args.format not in FORMATS:
         raise UsageError(f"unknown format {args.format!r}; choose from {', '.join(FORMATS)}")
     art = compile_file(args.spec, _options(args))
     _report_warnings(art)
-    out = render_graph(art.graph(args.unroll), args.format)
+    try:
+        graph = art.graph(args.unroll)
+    except GraphTooLarge as err:
+        raise UsageError(str(err)) from None
+    out = render_graph(graph, args.format)
     if isinstance(out, bytes):
         if args.output in (None, "-"):
             raise UsageError(f"--format {args.format} is binary: give -o FILE")

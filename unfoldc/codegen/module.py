@@ -71,6 +71,7 @@ class ModuleEmitter:
         self.p, self.source = program, source
         self.ns = Namespace()
         self.cls = self.ns.fresh(_class_name(program.name))
+        assert self.cls == network_class_name(program)  # the first name of a fresh namespace
         self.layer_cls = self.ns.fresh(self.cls + "Layer")
         self.output_cls = self.ns.fresh(self.cls + "Output")
         self.helpers: set[str] = set()
@@ -682,6 +683,12 @@ def _batched_shape(t: Type) -> str:
 
 def _class_name(name: str) -> str:
     return name if name.isidentifier() else "".join(c if c.isalnum() else "_" for c in name)
+
+
+def network_class_name(program: Program) -> str:
+    """The name of the network class in `program`'s generated file (`algorithm class` gives
+    `class_`): the first name its namespace hands out."""
+    return Namespace().fresh(_class_name(program.name))
 
 
 def emit_module(program: Program, source: Source) -> str:
