@@ -112,6 +112,34 @@ def test_check_layers_must_be_positive(layers, tmp_path, capsys):
     assert "report" not in out
 
 
+@pytest.mark.parametrize("layers", ["10001", "1000000000000"])
+def test_check_refuses_a_huge_depth_before_building(layers, capsys, monkeypatch):
+    """`check --layers 1000000000000` built a ModuleList of that length (issue 14)."""
+    import unfoldc.pipeline
+
+    monkeypatch.setattr(unfoldc.pipeline, "compile_file", lambda *a, **k: pytest.fail("built"))
+    rc, _, err = _cli(capsys, "check", ISTA, "--layers", layers)
+    assert rc == 2 and "Traceback" not in err
+    assert "is more than 10000 layers, the most unfoldc builds" in err
+
+
+@pytest.mark.parametrize("option", ["--layers", "--classical-layers"])
+def test_train_refuses_a_huge_depth_before_building(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", ISTA, option, "1000000000000", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and not (tmp_path / "run").exists()
+    assert f"argument {option}: 1000000000000 is more than 10000 layers" in err
+
+
+def test_the_depth_limit_is_the_specs_layer_limit():
+    from unfoldc import limits
+    from unfoldc.syntax import to_ast
+    from unfoldc.train import checkpoint, cli
+
+    assert to_ast.MAX_LAYERS is cli.MAX_LAYERS is checkpoint.MAX_LAYERS is limits.MAX_LAYERS
+
+
 # --- weights files -------------------------------------------------------------------------
 
 def _model(layers: int = 3, spec: str = ISTA, H: np.ndarray | None = None):
@@ -150,6 +178,7 @@ BAD_WEIGHTS = {
     "no metadata": lambda p: save_file(_model().state_dict(), str(p)),
     "no sha256": lambda p: _metadata(p, spec_sha256=None),
     "bad layer count": lambda p: _metadata(p, num_layers="three"),
+    "huge layer count": lambda p: _metadata(p, num_layers="1000000000000"),
     "directory": lambda p: p.mkdir(),
     "missing": lambda p: None,
 }

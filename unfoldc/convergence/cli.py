@@ -29,17 +29,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from unfoldc.cli import EXIT_USER, UsageError
+    from unfoldc.cli import EXIT_USER, UsageError, check_depth
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import Options, compile_file
 
+    if args.layers is not None:  # before anything is built: --layers 1000000000000 is refused
+        check_depth("--layers", args.layers)
     art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
     an = derive(art.program)
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
-    if args.layers is not None and args.layers < 1:
-        raise UsageError("--layers takes a positive number")
     givens = dict(_parse_given(g, UsageError) for g in args.given)
     names = [s.name for s in art.program.by_role("given")]
     unknown = sorted(set(givens) - set(names))

@@ -17,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from unfoldc.limits import MAX_LAYERS
 from unfoldc.train.config import ADJUSTABLE
 from unfoldc.train.errors import ConfigError, WeightsError
 from unfoldc.train.files import CHECKPOINT, WEIGHTS, one_line, read_torch, require_file
@@ -103,6 +104,9 @@ def weights_layers(metadata: dict[str, str], path: str | Path) -> int | None:
         return None
     if not layers.isdigit() or int(layers) < 1:
         raise WeightsError(f"`{path}` records an invalid layer count {layers!r}")
+    if len(layers) > len(str(MAX_LAYERS)) or int(layers) > MAX_LAYERS:
+        raise WeightsError(f"`{path}` records {layers[:20]} layers, more than {MAX_LAYERS}, "
+                           "the most unfoldc builds")
     return int(layers)
 
 

@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 
+from unfoldc.limits import MAX_LAYERS
 from unfoldc.train.config import TrainConfig
 from unfoldc.train.errors import DataError, TrainError
 from unfoldc.train.files import CHECKPOINT, check_out_dir, require_file
@@ -23,6 +24,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _depth(text: str) -> int:
+    """A number of layers: positive and at most MAX_LAYERS (refused before anything is built)."""
+    value = _positive_int(text)
+    if value > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_LAYERS} layers, the most "
+                                         "unfoldc builds")
+    return value
+
+
+def _baseline_depth(text: str) -> int:
+    return 0 if int(text) == 0 else _depth(text)
 
 
 def _fraction(text: str) -> float:
@@ -75,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     problem.add_argument("--data-seed", type=int, default=0,
                          help="seed of the generated matrix and validation/test sets")
     train = parser.add_argument_group("training")
-    train.add_argument("--layers", type=_positive_int, help="layers (default: the spec's)")
+    train.add_argument("--layers", type=_depth, help="layers (default: the spec's)")
     train.add_argument("--scheme", choices=SCHEMES, default="end-to-end")
     train.add_argument("--loss", choices=("nmse", "mse"), default="nmse")
     train.add_argument("--steps", type=_positive_int, default=1000,
@@ -106,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="unsupervised: objective on every layer's output")
     train.add_argument("--grad-checkpoint", action="store_true",
                        help="recompute each layer in backward to save memory")
-    train.add_argument("--classical-layers", type=int, default=1000,
+    train.add_argument("--classical-layers", type=_baseline_depth, default=1000,
                        help="iterations of the converged classical baseline (0: skip)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", required=True, metavar="DIR",
