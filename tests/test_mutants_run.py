@@ -31,3 +31,30 @@ def test_no_mutant_is_an_internal_error(outcomes):
 def test_no_mutant_fails_at_run_time_without_a_location(outcomes):
     _, bugs = outcomes
     assert not [(o.detail, text) for text, o in bugs if o.kind == UNLOCATED]
+
+
+def test_svt_of_a_non_finite_matrix_is_nan_not_an_svd_error():
+    """Found by the benchmark (seed 8): rpca with `R = L/ + S - Y` divides 0 by 0 and the SVD
+    raised LinAlgError at run time, naming no line of the spec. It now runs to NaN, like an
+    elementwise operator, so that training sees divergence."""
+    from fuzz_mutants import examples, exercise
+
+    text = examples()["rpca.unf"].replace("R = L + S - Y", "R = L / S - Y")
+    assert exercise(text).kind == RAN
+
+
+def test_svt_keeps_finite_samples_and_gradients():
+    import torch
+
+    import unfoldc
+
+    model = unfoldc.load("examples/rpca.unf")(dtype=torch.float64)
+    Y = torch.randn(3, 6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    clean = model(Y)
+    Y[1, 2, 3] = float("inf")
+    L, S = model(Y)
+    assert L[1].isnan().all() and S[1].isnan().all()
+    assert torch.equal(L[[0, 2]], clean[0][[0, 2]]) and torch.equal(S[[0, 2]], clean[1][[0, 2]])
+    Y = torch.randn(3, 6, 5, dtype=torch.float64, requires_grad=True)
+    model(Y)[0].sum().backward()  # the guard costs no gradient on finite matrices
+    assert torch.isfinite(Y.grad).all()

@@ -44,11 +44,15 @@ def hard(v, t):
 ''',
     "svt": '''
 def svt(x, t):
-    """Singular value thresholding: soft-threshold the singular values of (each) matrix x."""
-    u, sv, vh = torch.linalg.svd(x, full_matrices=False)
+    """Singular value thresholding: soft-threshold the singular values of (each) matrix x.
+
+    A matrix with a NaN or infinite entry gives NaN, as elementwise operators do, instead of
+    an SVD error: a diverging network is then caught as divergence."""
+    finite = torch.isfinite(x).all(dim=-1, keepdim=True).all(dim=-2, keepdim=True)
+    u, sv, vh = torch.linalg.svd(torch.where(finite, x, 0.0), full_matrices=False)
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     sv = torch.relu(sv - (t.unsqueeze(-1) if t.dim() > 0 else t))
-    return u @ (sv.unsqueeze(-1) * vh)
+    return torch.where(finite, u @ (sv.unsqueeze(-1) * vh), torch.nan)
 ''',
     "proj_simplex": '''
 def proj_simplex(v):
