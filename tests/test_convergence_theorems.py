@@ -440,3 +440,12 @@ def test_a_vector_state_that_ignores_the_input_is_an_iterate_not_a_schedule():
     report = cls(H=_h().float()).convergence_report()
     assert report.verdict == "uncertified"
     assert "s" not in derive(_program(text)).layer.schedule
+
+
+def test_a_matrix_written_as_a_sum_is_distributed():
+    """`(I - mu H^T H) @ s + mu H^T x` is gradient descent, however the matrix is written."""
+    text = GD_RESIDUAL.replace("    r = H @ s - x\n    s <- s - mu * H.T @ r",
+                               "    s <- (I - mu * H.T @ H) @ s + mu * H.T @ x")
+    an = derive(_program(text))
+    assert any(c.name == "gradient descent" for c in an.certificates)
+    assert _build(text, H=_h()).convergence_report().verdict == "certified"

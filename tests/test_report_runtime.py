@@ -64,6 +64,8 @@ def test_layer_bounds_and_network_bound_without_a_bound_are_infinite():
 def test_layer_numbers_are_runs_from_one():
     assert R._numbers([0, 1, 2, 5, 7, 8]) == "1-3, 6, 8-9"
     assert R._numbers([]) == ""
+    periodic = [k for k in range(1200) if k % 4 == 1]
+    assert R._numbers(periodic) == "2, 6, 10, 14, 18, ... 1198 (300 layers in all)"
 
 
 def test_spectral_radius_of_gradient_descent_and_heavy_ball():

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of
+from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of, lin_of_matrix
 from unfoldc.convergence.quantity import QExpr, QInf, QNet, q_add, q_mul, q_norm
 from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols
 from unfoldc.ir.program import Assign, Program
@@ -285,6 +285,12 @@ class Analyzer:
         a, b = args
         if is_const(a) and a.expr.type.kind == "matrix":
             if isinstance(b, Affine):
+                # (I - mu * H.T @ H) @ s: distribute the sum, so the block is I - mu H^T H
+                # (one opaque factor would hide the gradient step)
+                la = lin_of_matrix(a.expr, None)
+                if la is not None and (len(la.terms) > 1 or la.identity_only):
+                    return Affine({k: la.compose(lin) for k, lin in b.blocks.items()}, expr,
+                                  b.opaque)
                 return Affine({k: lin.lmul(a.expr) for k, lin in b.blocks.items()}, expr,
                               b.opaque)
             return Bounded({k: q_mul(q_norm(lin_of(a.expr)), q)

@@ -283,6 +283,11 @@ class Lin:
         f = flatten(a)
         return Lin(tuple((f + m, c_mul(c, k)) for m, k in self.terms), self.dim)
 
+    def compose(self, other: Lin) -> Lin:
+        """self @ other, both as sums of products (the identity's size from `other`)."""
+        terms = tuple((m1 + m2, c_mul(c1, c2)) for m1, c1 in self.terms for m2, c2 in other.terms)
+        return Lin(terms, other.dim)
+
     def rmul(self, a: Expr) -> Lin:
         """self @ a."""
         c, a = split_scalar(a)

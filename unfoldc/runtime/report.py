@@ -155,15 +155,19 @@ class ConvergenceReport:
                 and not (waive and c.kind in self.SCHEDULE_KINDS)]
 
     @staticmethod
-    def _numbers(indices):
-        """Layer indices as the 1-based numbers training prints, runs joined: 1-3, 7."""
+    def _numbers(indices, most=6):
+        """Layer indices as the 1-based numbers training prints, runs joined: 1-3, 7 (at most
+        `most` runs: a periodic schedule over 1200 layers stays one short line)."""
         runs = []
         for k in indices:
             if runs and k == runs[-1][1] + 1:
                 runs[-1][1] = k
             else:
                 runs.append([k, k])
-        return ", ".join(str(a + 1) if a == b else f"{a + 1}-{b + 1}" for a, b in runs)
+        text = [str(a + 1) if a == b else f"{a + 1}-{b + 1}" for a, b in runs]
+        if len(text) > most:
+            text = text[:most - 1] + [f"... {text[-1]} ({len(indices)} layers in all)"]
+        return ", ".join(text)
 
     def __str__(self):
         cert = self.certificate
