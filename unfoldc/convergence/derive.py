@@ -57,6 +57,7 @@ from unfoldc.convergence.theorems import (
     admm,
     douglas_rachford,
     forward_backward,
+    gradient_step,
     joint_forward_backward,
     linear,
     normal_form,
@@ -287,22 +288,6 @@ def _arg_side(use, x: Arg | float) -> QExpr:
 
 
 # ---- gradient steps -----------------------------------------------------------------------------
-def _split_step(d: Lin) -> tuple[Expr, Lin] | None:
-    """D = a G with G = sum of positive multiples of PSD products; returns (a, G)."""
-    terms = [(m, c) for m, c in d.terms if not is_zero(c)]
-    if not terms:
-        return None
-    terms.sort(key=lambda t: t[0] == ())  # prefer a non-identity term's coefficient as `a`
-    a = simplify(terms[0][1])
-    g = []
-    for m, c in terms:
-        r = ratio_number(c, a)
-        if r is None or not r > 0 or not mono_psd(m):
-            return None
-        g.append((m, Const(float(r))))
-    return a, Lin(tuple(g), d.dim)
-
-
 def _lambda_max(g: Lin):
     if g.identity_only:
         return QExpr(Const(sum(c.value for _, c in g.terms)))
@@ -315,9 +300,7 @@ def _steps(an: Analysis) -> None:
         mine = [k for k in v.blocks if k in states]
         if len(mine) != 1:
             continue
-        j = v.blocks[mine[0]].simplified()
-        d = (Lin.identity(j.dim) + (-j)).simplified()
-        split = _split_step(d)
+        split = gradient_step(v.blocks[mine[0]].simplified())
         if split is None:
             continue
         a, g = split

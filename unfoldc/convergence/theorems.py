@@ -187,11 +187,13 @@ def is_scaled_identity(lin: Lin, c: Expr | None = None) -> bool:
 
 
 def gradient_step(j: Lin) -> tuple[Expr, Lin] | None:
-    """J = I - a G with G a positive combination of structurally PSD products: (a, G)."""
+    """J = I - a G with G a positive combination of structurally PSD products (an identity
+    term included: a ridge term c I): (a, G), else None."""
     d = (Lin.identity(j.dim) + (-j)).simplified()
     terms = [(m, c) for m, c in d.terms if not is_zero(c)]
-    if not terms or any(m == () for m, _ in terms):
-        return None  # a pure `c I` part is a relaxation, not a gradient of a quadratic
+    if not terms:
+        return None
+    terms.sort(key=lambda t: t[0] == ())  # prefer a non-identity term's coefficient as `a`
     a = simplify(terms[0][1])
     g = []
     for m, c in terms:
@@ -208,6 +210,8 @@ def offset_in_range(v: Affine, g: Lin, inputs: set[str], variables: set[str]) ->
     Input terms must start with the left factor B.T of G = B.T @ ... @ B, and the value must
     have no constant (state- and input-free) term.
     """
+    if any(m == () for m, _ in g.terms):
+        return True  # G has a positive identity term: positive definite, range(G) is all
     if v.opaque or has_constant(v.expr, variables | inputs):
         return False
     lefts = {m[0] for m, _ in g.terms if m}
@@ -246,12 +250,6 @@ def has_constant(e: Expr, variables: set[str]) -> bool:  # noqa: C901 - one case
     if e.op == "solve":
         return has_constant(e.args[1], variables)
     return True
-
-
-def coef_scalar(lin: Lin | None) -> Expr:
-    if lin is None:
-        return ZERO
-    return lin.coef(())
 
 
 # ---- the families -------------------------------------------------------------------------------
