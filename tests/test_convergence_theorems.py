@@ -449,3 +449,30 @@ def test_a_matrix_written_as_a_sum_is_distributed():
     an = derive(_program(text))
     assert any(c.name == "gradient descent" for c in an.certificates)
     assert _build(text, H=_h()).convergence_report().verdict == "certified"
+
+
+CP_AFFINE_DUAL = """
+algorithm CPL "Chambolle-Pock for the LASSO: the dual step is an affine resolvent"
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+state  sbar : vector[n] = 0
+state  q : vector[m] = 0
+let    K = opnorm(H)
+param  r : scalar = {r}
+param  rho : scalar = 0.1
+layers 16:
+    q <- (q + (r / K) * (H @ sbar - x)) / (1 + r / K)
+    s_new = soft(s - (1 / K) * H.T @ q, rho / K)
+    sbar <- s_new + (s_new - s)
+    s <- s_new
+output s
+"""
+
+
+@pytest.mark.parametrize("r, verdict", [(0.5, "certified"), (1.5, "violated")])
+def test_chambolle_pock_with_an_affine_dual_step(r, verdict):
+    report = _build(CP_AFFINE_DUAL.format(r=r), H=_h()).convergence_report()
+    assert report.verdict == verdict
+    assert any("dual resolvent" in c.theorem or c.kind == "primal_dual"
+               for c in report.conditions)

@@ -699,18 +699,24 @@ def _common_factor(coefs: list[Expr]) -> Expr | None:
 def primal_dual(nf: NormalForm, inputs: set[str]) -> Match | None:
     """Chambolle-Pock: a dual prox step with K, a primal step with -K^T (a prox, or the
     resolvent s0 (x - tau K^T y) + ... of a convex quadratic), then over-relaxation."""
+    dual, d0 = None, None
     for dual in nf.pseudo:
         found = _cp_steps(nf, dual, inputs)
         if found is not None:
             break
     else:
-        return None
+        found = _cp_affine_dual(nf, inputs)
+        if found is None:
+            return None
+        dual, d0 = None, found[-1]
+        found = found[:-1]
     sigma, tau, kmat, x, v, primal, s0 = found
     theta = ZERO if v == x else _extrapolation(nf, x, v)
     # A saddle point exists when the dual is a projection onto a bounded set, or the primal
     # function is coercive (a coercive prox, or a strongly convex quadratic: s0 < 1).
-    saddle = dual.op in BOUNDED_SET or (primal is not None and primal.op in
-                                        COERCIVE | BOUNDED_SET) or s0 is not None
+    bounded_dual = dual is not None and dual.op in BOUNDED_SET
+    saddle = bounded_dual or (primal is not None and primal.op in COERCIVE | BOUNDED_SET) \
+        or s0 is not None
     m = Match("primal-dual", "Chambolle-Pock: tau, sigma > 0 and tau sigma ||K||^2 < 1 with "
               "theta = 1 converge (Chambolle-Pock 2011, Thm 1)", max(nf.lines.values()))
     kk = Lin(((mono_transpose(kmat) + kmat, ONE),), None)
@@ -721,8 +727,14 @@ def primal_dual(nf: NormalForm, inputs: set[str]) -> Match | None:
     if s0 is not None:
         m.conditions += [("primal_dual", s0, ">", ZERO, "primal resolvent factor in (0, 1]"),
                          ("primal_dual", s0, "<=", ONE, "primal resolvent factor in (0, 1]")]
-        if dual.op not in BOUNDED_SET:  # then existence rests on strong convexity: s0 < 1
+        if not bounded_dual:  # then existence rests on strong convexity: s0 < 1
             m.conditions.append(("coercive", s0, "<", ONE, "primal quadratic strongly convex"))
+    if d0 is not None:  # the dual step is the resolvent of a convex quadratic f*
+        m.conditions += [("primal_dual", d0, ">", ZERO, "dual resolvent factor in (0, 1]"),
+                         ("primal_dual", d0, "<=", ONE, "dual resolvent factor in (0, 1]")]
+    if primal is not None and primal.op in COERCIVE and not bounded_dual and s0 is None:
+        m.conditions.append(("coercive", primal.params[0], ">", ZERO,
+                             f"{primal.op} threshold positive: a saddle point exists"))
     if theta is None or not saddle:
         m.certifies = False
         m.extra["why"] = ("the extrapolation step was not recognized" if theta is None else
@@ -759,6 +771,65 @@ def _cp_steps(nf, dual: Pseudo, inputs):
                     continue
                 return simplify(sigma), tau, kmat, x, v, primal, s0
     return None
+
+
+def _cp_affine_dual(nf, inputs):
+    """p_new = d0 (p + sigma K v) + (input terms): the resolvent of a convex quadratic f*, and
+    x's step argument is x - tau K^T p_new (a prox of it, or s0 times it plus input terms).
+    Returns (sigma, tau, K, x, v, primal, s0, d0)."""
+    for p in nf.states:
+        upd = nf.updates[p]
+        bl = {k: b.simplified() for k, b in upd.blocks.items() if k not in inputs}
+        if upd.opaque or p not in bl or not is_scaled_identity(bl[p]) or len(bl) != 2:
+            continue
+        d0 = simplify(bl[p].coef(()))
+        (v, kl), = ((k, b) for k, b in bl.items() if k != p)
+        if len(kl.terms) != 1 or not kl.terms[0][0] or v == p:
+            continue
+        kmat, c = kl.terms[0]
+        sigma = simplify(Op("div", (c, d0), c.type))
+        kt = Lin(((mono_transpose(kmat), ONE),), None)
+        p_new = {k: b.simplified() for k, b in upd.blocks.items()}
+        for x in nf.states:
+            if x == p:
+                continue
+            got = _cp_primal_of(nf, x, p, kt, p_new, d0, inputs)
+            if got is not None:
+                tau, primal, s0 = got
+                return sigma, tau, kmat, x, v, primal, s0, d0
+    return None
+
+
+def _cp_primal_of(nf, x, p, kt, p_new, d0, inputs):
+    """x's step argument A with A - x = -tau K^T p_new, key by key: (tau, primal, s0)."""
+    upd = nf.updates[x]
+    bl = {k: b.simplified() for k, b in upd.blocks.items()}
+    primal, s0 = None, None
+    outs = [q for q in nf.pseudo if _is_output(nf, x, q)]
+    if outs:
+        primal = outs[0]
+        arg = {k: b.simplified() for k, b in primal.arg.blocks.items()}
+        if primal.arg.opaque:
+            return None
+    else:
+        if upd.opaque or x not in bl or not is_scaled_identity(bl[x]):
+            return None
+        s0 = simplify(bl[x].coef(()))
+        inv = Op("div", (ONE, s0), s0.type)
+        arg = {k: b.scale(inv).simplified() for k, b in bl.items()}
+    ap = arg.get(p)
+    if ap is None or len(ap.terms) != 1 or ap.terms[0][0] != kt.terms[0][0]:
+        return None
+    tau = simplify(Op("div", (c_neg(ap.terms[0][1]), d0), d0.type))
+    for k in (set(arg) | set(p_new)) - {x}:
+        want = kt.compose(p_new.get(k, Lin((), None))).scale(c_neg(tau))
+        if (arg.get(k, Lin((), None)) + -want).simplified().terms:
+            return None
+    if x not in arg or not is_scaled_identity(arg[x], ONE) and not (
+            x in p_new and not (arg[x] + -Lin.identity(None)
+                                + -kt.compose(p_new[x]).scale(c_neg(tau))).simplified().terms):
+        return None
+    return tau, primal, s0
 
 
 def _cp_primal(nf, x, duals, kt, inputs):
