@@ -110,14 +110,15 @@ def row_of(v) -> dict:
 
 
 class Analyzer:
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, schedule: set[str] | None = None):
+        """`schedule`: the schedule states when already known (skips finding them again)."""
         self.p = program
         self.inputs = {s.name for s in program.by_role("input")}
         self.pro = {a.target: a.value for a in program.prologue if a.kind != "init"}
         self.inits = {a.target: a.value for a in program.prologue if a.kind == "init"}
         live = set(self.inits) | {a.target for a in program.body if a.kind != "temp"}
         self.state_syms = {s.name: s for s in program.by_role("state") if s.name in live}
-        self.schedule = self._schedule_states()
+        self.schedule = self._schedule_states() if schedule is None else set(schedule)
         self.env: dict[str, object] = {}
         self.inline: dict[str, Expr] = {}
         self.layer = Layer(program, [s for s in self.state_syms if s not in self.schedule],

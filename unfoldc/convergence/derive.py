@@ -162,20 +162,32 @@ class Analysis:
     certificates: list[Certificate] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)  # why no theorem covers an update
     linear: object = None  # the `linear` family's Match (spectral analysis, network bound)
+    _index: dict = field(default_factory=dict, repr=False)  # (kind, text, line) -> condition
+    _keys: set = field(default_factory=set, repr=False)
+    _by_text: dict = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, lhs, op: str, rhs, line: int, **kw) -> Condition:
-        base = f"{kind}@{line}"
-        keys = {c.key for c in self.conditions}
-        key, k = base, 2
-        while key in keys:
-            key, k = f"{base}#{k}", k + 1
-        c = Condition(key, kind, lhs, op, rhs, line, **kw)
-        same = next((o for o in self.conditions if o.text() == c.text() and o.kind == c.kind
-                     and (o.line == c.line or kind == "relaxation")), None)
+        """The condition, or the equal one already derived (same kind and text, on the same
+        line; relaxations on any line). Indexed: N states do not cost N^2 comparisons."""
+        c = Condition("", kind, lhs, op, rhs, line, **kw)
+        text = c.text()
+        same = self._index.get((kind, text, None if kind == "relaxation" else line))
         if same is not None:
             return same
+        base = f"{kind}@{line}"
+        key, k = base, 2
+        while key in self._keys:
+            key, k = f"{base}#{k}", k + 1
+        c = Condition(key, kind, lhs, op, rhs, line, **kw)
+        self._keys.add(key)
+        self._index[kind, text, None if kind == "relaxation" else line] = c
+        self._by_text.setdefault((kind, text), c)
         self.conditions.append(c)
         return c
+
+    def find(self, kind: str, text: str) -> Condition | None:
+        """An already derived condition of `kind` with `text`, on any line."""
+        return self._by_text.get((kind, text))
 
 
 def derive(program: Program) -> Analysis:
@@ -255,9 +267,8 @@ def _add_match_condition(an: Analysis, m, kind, lhs, op, rhs, note) -> Condition
         if op in ("<=", ">=", "==") and sympy.simplify(to_sympy(lhs) - to_sympy(rhs)) == 0:
             an.facts.append(f"line {m.line}: {note} holds identically (sympy)")
             return None
-    same = next((c for c in an.conditions if c.kind == kind and c.text() ==
-                 f"{lq.text()} {op} {rq.text()}"), None)
-    return same or an.add(kind, lq, op, rq, m.line, note=note)
+    return an.find(kind, f"{lq.text()} {op} {rq.text()}") or an.add(kind, lq, op, rq, m.line,
+                                                                      note=note)
 
 
 def _linear_conditions(an: Analysis, m) -> None:
@@ -432,9 +443,17 @@ def _is_mul(e) -> bool:
 
 
 # ---- the layer bound -----------------------------------------------------------------------------
+MAX_BLOCK_STATES = 32  # the block bound is a k x k matrix of quantities, emitted per layer
+
+
 def _lipschitz(an: Analysis) -> None:
     layer = an.layer
     if not layer.states:
+        return
+    if len(layer.states) > MAX_BLOCK_STATES:
+        an.notes.append(f"no layer bound: {len(layer.states)} states (the block bound is "
+                        f"computed for at most {MAX_BLOCK_STATES})")
+        an.uncovered.append(f"{len(layer.states)} states: too many for the analysis")
         return
     for s in layer.states:
         v = layer.values[s]

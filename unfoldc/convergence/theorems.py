@@ -61,6 +61,9 @@ COERCIVE = frozenset(n for n in PROX_OPS if OPS[n].lipschitz.minimizer == "thres
 BOUNDED_SET = frozenset(n for n in PROX_OPS if OPS[n].lipschitz.minimizer == "bounded")
 
 
+MAX_STATES = 8  # families relate every pair of states (k x k blocks); textbook layers have <= 3
+
+
 @dataclass(frozen=True)
 class Pseudo:
     """`name` = op(arg, *params): a proximal map of a state-dependent argument."""
@@ -97,10 +100,10 @@ class Match:
 def normal_form(program: Program) -> NormalForm | None:
     """The prox-linear normal form of one layer, or None when the layer has none."""
     an = Analyzer(program)
-    body = an._inlined_body()
     states = [s for s in an.state_syms if s not in an.schedule]
-    if not states:
+    if not states or len(states) > MAX_STATES:
         return None
+    body = an._inlined_body()
     final: dict[str, Expr] = {}
     lines: dict[str, int] = {}
     for a, v in body:
@@ -153,8 +156,7 @@ def _reads_any(e: Expr, names: set[str]) -> bool:
 
 def _linearize(program, an0, e: Expr, states, pseudo) -> Affine | None:
     """`e` as an exact Affine over the states and pseudo-states (None if not affine)."""
-    an = Analyzer(program)
-    an.schedule = an0.schedule
+    an = Analyzer(program, an0.schedule)  # one linearization: no schedule search again
     for s in states:
         sym = an.state_syms[s]
         an.env[s] = Affine({s: Lin.identity(_row_dim(sym.type))}, Sym(s, sym.type, "state"))
