@@ -484,7 +484,7 @@ def test_many_independent_states_are_analyzed_in_near_linear_time():
     states = "\n".join(f"state s{i} : vector[n] = 0" for i in range(40))
     body = "\n".join(f"    s{i} <- s{i} - 0.01 * H.T @ (H @ s{i} - x)" for i in range(40))
     text = ('algorithm MANY "many states"\ngiven H : matrix[m, n]\ninput x : vector[m]\n'
-            f"{states}\nlayers 2:\n{body}\noutput s0\n")
+            f"{states}\nlayers 2:\n{body}\noutput " + ", ".join(f"s{i}" for i in range(40)))
     an = derive(_program(text))
     assert any("40 states" in n for n in an.notes)
     assert len({c.text() for c in an.conditions if c.kind == "step"}) == 2  # one pair per line
