@@ -214,3 +214,18 @@ def test_symbols_in_optimized_programs_are_defined():
             for s in symbols(a.value):
                 assert isinstance(s, Sym)
                 assert s.role != "temp" or s.name in temps
+
+
+@pytest.mark.parametrize("term", ["0", "0.5", "mu"])
+def test_gram_does_not_distribute_over_a_broadcast_scalar(term):
+    """`H.T @ (H @ s - 0)` crashed the gram pass (a fuzz mutant, IndexError): `H.T @ 0` is not
+    `H.T @ (0 broadcast)`. The product stays whole and equals the interpreter's value."""
+    src = (EXAMPLES / "ista.unf").read_text("utf-8").replace("(H @ s - x), mu",
+                                                                  f"(H @ s - {term}), mu")
+    art = compile_text(src)
+    assert [a for a in art.optimized.body if any(
+        isinstance(n, Op) and n.op == "matmul" and n.args[1].type.kind == "scalar"
+        for n in walk(a.value))] == []
+    H, x = torch.randn(4, 6, dtype=F64), torch.randn(2, 4, dtype=F64)
+    got = unfoldc.load_source(src, "b.unf")(H=H)(x)
+    torch.testing.assert_close(got, interpret(art.program, {"H": H}, {"x": x}))

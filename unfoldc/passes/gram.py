@@ -16,12 +16,19 @@ from unfoldc.passes.invariance import is_invariant
 from unfoldc.passes.result import PassResult
 
 
+def _sum_of_like_terms(e: Expr) -> bool:
+    """`e` is a sum or difference of terms of its own kind: `A @ (v - 0)` is not `A @ v - A @ 0`
+    (a scalar term is broadcast, so the product does not distribute over it)."""
+    return (isinstance(e, Op) and e.op in ("add", "sub") and e.type.kind != "scalar"
+            and all(x.type.kind == e.type.kind for x in e.args))
+
+
 def _splits(e: Expr) -> bool:
     """True when pushing an invariant matrix into `e` yields an invariant product."""
     if not isinstance(e, Op):
         return False
     if e.op in ("add", "sub"):
-        return any(is_invariant(a) or _splits(a) for a in e.args)
+        return _sum_of_like_terms(e) and any(is_invariant(a) or _splits(a) for a in e.args)
     if e.op == "neg":
         return _splits(e.args[0])
     if e.op == "matmul":
@@ -31,7 +38,7 @@ def _splits(e: Expr) -> bool:
 
 def _push(a: Expr, e: Expr) -> Expr:
     """`a @ e`, distributed over the sums in `e` and reassociated onto invariant factors."""
-    if isinstance(e, Op) and e.op in ("add", "sub") and e.type.kind != "scalar":
+    if _sum_of_like_terms(e):
         return Op(e.op, tuple(_push(a, x) for x in e.args), _product_type(a, e))
     if isinstance(e, Op) and e.op == "neg":
         return Op("neg", (_push(a, e.args[0]),), _product_type(a, e))
