@@ -57,8 +57,8 @@ class ExprPrinter:
         if opdef.elementwise:
             args = [_align(a, e.type.rank) for a in args]
         if not opdef.infix:
-            args = [_tensor(c) if isinstance(a, Const) and (i == 0 or not
-                                                           opdef.numbers_after_first) else c
+            args = [_tensor(c) if is_number(a) and (i == 0 or not
+                                                     opdef.numbers_after_first) else c
                     for i, (a, c) in enumerate(zip(e.args, args))]
         if opdef.helper:
             self.helpers.add(opdef.helper)
@@ -71,6 +71,20 @@ class ExprPrinter:
         dims = tuple(self.name_of(Sym(d, SCALAR, "dim")) if isinstance(d, str) else d
                      for d in t.dims)
         return replace(t, dims=dims)
+
+
+_PYTHON_ARITHMETIC = {"add", "sub", "mul", "div", "pow", "neg"}
+
+
+def is_number(e: Expr) -> bool:
+    """Whether `e` is a plain Python number in generated code: a literal, a dimension (an int
+    read off a shape), or infix arithmetic of those (`m / n`). Calls need a tensor there:
+    `torch.sqrt(m)` raises a TypeError."""
+    if isinstance(e, Const):
+        return True
+    if isinstance(e, Sym):
+        return e.role == "dim"
+    return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args)
 
 
 def _tensor(c: Code) -> Code:

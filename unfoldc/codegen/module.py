@@ -14,7 +14,7 @@ import textwrap
 
 from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
-from unfoldc.codegen.exprs import ExprPrinter, format_number
+from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
 from unfoldc.codegen.text import comment, docstring, docstring_lines, literal
@@ -340,7 +340,7 @@ class ModuleEmitter:
         in_forward = self._read_in_forward()
         for a in p.setup:
             w(self._origin(a.line))
-            w(f"{self.n(a.target)} = {self.expr(pr, a.value)}")
+            w(f"{self.n(a.target)} = {self.setup_value(pr, a.value)}")
             if a.target in in_forward:
                 w(f'self.register_buffer("{self.n(a.target)}", {self.n(a.target)})')
         for s in self.trainables:
@@ -374,6 +374,12 @@ class ModuleEmitter:
     def _read_in_forward(self) -> set[str]:
         return {n.name for a in self.p.prologue + self.p.body for n in symbols(a.value)}
 
+    def setup_value(self, pr, value) -> str:
+        """A setup `let` printed as a tensor: `let q = 1 + m` is a Python int otherwise, which a
+        buffer cannot hold and `torch.sqrt(q)` rejects (`like` is in scope wherever lets are)."""
+        code = self.expr(pr, value)
+        return f"like.new_tensor({code})" if is_number(value) else code
+
     def _param(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
         name = self.n(s.name)
         w(self._origin(s.line))
@@ -381,7 +387,8 @@ class ModuleEmitter:
             w(f"if {name} is None:")
             w(f"    {name} = {self.expr(pr, s.init)}")
         shape = _shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
-        w(f'self.register_buffer("{name}", fill({name}, {shape}, like))')
+        w(f"{name} = fill({name}, {shape}, like)  # a tensor from here on (setup reads it)")
+        w(f'self.register_buffer("{name}", {name})')
         self.helpers.add("fill")
 
     def _trainable_init(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
@@ -503,11 +510,24 @@ class ModuleEmitter:
         w()
         w("Evaluate it on any layer's output, e.g. `model.objective(s=model(x), x=x)`.")
         w('"""')
+        start = len(w.lines)
+        givens = p.by_role("given")
+        source = f"self.{self.n(givens[0].name)}" if givens else (args[0] if args else "")
+        if source:  # numbers in calls (`sqrt(n)`) become tensors like it
+            w(f"like = {source}")
+        # dimensions the objective reads: from the givens, else from the inputs it is passed
+        dims = {x.name for x in symbols(p.objective) if x.role == "dim"}
+        self._bind_dims(w, dims, ("given",), "self.")
+        binders = {b.symbol for b in p.dims if b.dim in dims}
+        if all(self.n(name) in args for name in binders if p.symbol(name).role == "input"):
+            self._bind_dims(w, dims, ("input",), "")
         self._bind_shared(w, [p.objective])
         text = self.expr(pr, p.objective)
         if not p.objective.type.batched:
             text = f"({text}).expand({args[0]}.shape[0])" if args else text
         w(f"return {text}")
+        if source:
+            _drop_unread(w, start, ("like",))
         w.dedent()
 
     def _objective_line(self) -> int:

@@ -280,7 +280,7 @@ class ConvergenceEmitter:
         self.em._bind_dims(w, {d for d in dims if isinstance(d, str)} & self.dims_known,
                            ("given",), "self.")
         for a in reversed(lets):
-            w(f"{self.em.n(a.target)} = {pr(a.value)}")
+            w(f"{self.em.n(a.target)} = {self.em.setup_value(pr, a.value)}")
 
     def _schedule_inits(self, pr):
         inits = {a.target: a.value for a in self.p.prologue if a.kind == "init"}
