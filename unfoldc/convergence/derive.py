@@ -36,8 +36,7 @@ from unfoldc.convergence.linear import (
     c_neg,
     cancel_inverses,
     is_zero,
-    lin_of_matrix,
-    mono_psd,
+    psd_shift,
     ratio_number,
     simplify,
     to_sympy,
@@ -399,17 +398,8 @@ def _couplings(an: Analysis) -> None:
 # ---- ADMM penalties and relaxation ---------------------------------------------------------------
 def _penalties(an: Analysis) -> None:
     for a, line in an.layer.solves:
-        lin = lin_of_matrix(a, a.type.dims[0])
-        if lin is None:
-            continue
-        lin = lin.simplified()
-        c = lin.coef(())
-        rest = [(m, k) for m, k in lin.terms if m != ()]
-        if is_zero(c) or not rest:
-            continue
-        if not all(mono_psd(m) and to_sympy(k).is_number and to_sympy(k) > 0 for m, k in rest):
-            continue
-        if to_sympy(c).is_number:
+        c = psd_shift(a, a.type.dims[0])
+        if c is None or to_sympy(c).is_number:
             continue
         an.add("penalty", QExpr(c), ">", _zero(), line, note="penalty positive")
 

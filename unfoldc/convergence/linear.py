@@ -373,6 +373,21 @@ def cancel_inverses(lin: Lin) -> Lin:
     return lin
 
 
+def psd_shift(a: Expr, dim) -> Expr | None:
+    """b when the state-free matrix `a` is P + b I, P a nonempty positive combination of
+    structurally PSD products (ADMM's `H.T @ H + beta * I`); None otherwise."""
+    lin = lin_of_matrix(a, dim)
+    if lin is None:
+        return None
+    lin = lin.simplified()
+    b = lin.coef(())
+    rest = [(m, k) for m, k in lin.terms if m != ()]
+    if is_zero(b) or not rest or not all(mono_psd(m) and to_sympy(k).is_number
+                                         and to_sympy(k) > 0 for m, k in rest):
+        return None
+    return b
+
+
 def _identity_first_unless_negative(term) -> int:
     """`I - mu * G` and `W2 + W1 @ H - I` read better than `-I + ...`."""
     m, c = term

@@ -44,8 +44,10 @@ from unfoldc.convergence.linear import (
     c_add,
     c_neg,
     is_zero,
+    lin_of_matrix,
     mono_psd,
     mono_transpose,
+    psd_shift,
     ratio_number,
     simplify,
     to_sympy,
@@ -454,10 +456,10 @@ def _shared_fixed_point(nf: NormalForm, coef, inputs) -> bool:
     if not parts:
         return False
     pivot = parts[0]
-    return all(_layer_free(sympy.simplify(to_sympy(p) / to_sympy(pivot)), nf) for p in parts)
+    return all(_layer_free(sympy.simplify(to_sympy(p) / to_sympy(pivot))) for p in parts)
 
 
-def _layer_free(q: sympy.Expr, nf: NormalForm) -> bool:
+def _layer_free(q: sympy.Expr) -> bool:
     """A ratio that cannot change from layer to layer: a number (conservative)."""
     return q.is_number and q.is_finite and q != 0
 
@@ -549,16 +551,8 @@ def admm(nf: NormalForm, inputs: set[str]) -> Match | None:
         (inv,), c = xu.terms[0]
         if not (isinstance(inv, Op) and inv.op == "inv"):
             continue
-        from unfoldc.convergence.linear import lin_of_matrix
-
-        system = lin_of_matrix(inv.args[0], xu.dim)
-        if system is None:
-            continue
-        system = system.simplified()
-        b = system.coef(())
-        rest = [(mm, k) for mm, k in system.terms if mm != ()]
-        if is_zero(b) or not rest or not all(mono_psd(mm) and to_sympy(k).is_number
-                                             and to_sympy(k) > 0 for mm, k in rest):
+        b = psd_shift(inv.args[0], xu.dim)
+        if b is None:
             continue
         alpha = simplify(Op("div", (c_neg(c), b), b.type))
         rest_z = (xz + xu).simplified()  # (1 - alpha) I
@@ -632,8 +626,6 @@ def douglas_rachford(nf: NormalForm, inputs: set[str]) -> Match | None:
 
 def _resolvent_gamma(s_z: Lin) -> Expr | None:
     """g when S = inv(I + g P) with P structurally PSD (a single inverse term)."""
-    from unfoldc.convergence.linear import lin_of_matrix
-
     if len(s_z.terms) != 1 or len(s_z.terms[0][0]) != 1 or not is_zero(
             c_add(s_z.terms[0][1], c_neg(ONE))):
         return None
@@ -645,7 +637,7 @@ def _resolvent_gamma(s_z: Lin) -> Expr | None:
         return None
     system = system.simplified()
     rest = [(mm, k) for mm, k in system.terms if mm != ()]
-    if is_zero(c_add(system.coef(()), c_neg(ONE))) is False or len(rest) != 1:
+    if not is_zero(c_add(system.coef(()), c_neg(ONE))) or len(rest) != 1:
         return None
     mono, g = rest[0]
     return g if mono_psd(mono) else None
