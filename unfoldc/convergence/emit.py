@@ -69,6 +69,7 @@ class ConvergenceEmitter:
         # renamed around them; anything else the method introduces is allocated here.)
         self.eps, self.tol, self.rows = "eps", "tol", "rows"
         self.chain = em.ns.fresh("chain")
+        self.spectral_args: dict[str, tuple[str, str, str]] = {}  # key -> (C0, C1, eigenvalues)
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
@@ -361,7 +362,6 @@ class ConvergenceEmitter:
         m0 = "[" + ", ".join("[" + ", ".join(pr(x) for x in row) + "]" for row in c0) + "]"
         m1 = "[" + ", ".join("[" + ", ".join(pr(x) for x in row) + "]" for row in c1) + "]"
         key = next(c.key for c in self.conditions if c.lhs is q)
-        self.spectral_args = getattr(self, "spectral_args", {})
         self.spectral_args[key] = (m0, m1, lams)
         return f"{r}.spectral_radius({m0}, {m1}, {lams}, {q.in_range})"
 
