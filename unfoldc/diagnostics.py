@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 
 from unfoldc.source import NO_SPAN, Source, Span
 
+# Exit codes of every command: 0 ok, 1 mistake in the user's spec or data, 2 usage, 3 internal
+# error. (`unfoldc check` adds its verdicts: see convergence/cli.py.)
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad command-line usage detected after argparse (exit code 2)."""
+
 # Stable codes. E01xx: reading and syntax; E02xx: names and roles; E03xx: shapes and operators;
 # E04xx: structure of the spec; W0xxx: warnings. docs/errors.md explains each one.
 CODES = {
@@ -63,8 +71,12 @@ class Diagnostic:
 
     @property
     def is_error(self) -> bool:
-        """Errors stop compilation; warnings (codes starting with W) do not."""
-        return self.code.startswith("E")
+        """Errors stop compilation; warnings (codes starting with W) do not.
+
+        A diagnostic without a code is an error found after the front end, about a spec that
+        compiles (`unfoldc export`: an operator the format cannot express).
+        """
+        return not self.code.startswith("W")
 
 
 @dataclass
@@ -96,7 +108,8 @@ def _paint(text: str, code: str, color: bool) -> str:
 def render(diag: Diagnostic, source: Source | None, color: bool = False) -> str:
     """Render `diag` the way rustc does: header, location, source line, caret, notes, help."""
     kind = "error" if diag.is_error else "warning"
-    head = _paint(f"{kind}[{diag.code}]", "1;31" if diag.is_error else "1;33", color)
+    coded = f"{kind}[{diag.code}]" if diag.code else kind
+    head = _paint(coded, "1;31" if diag.is_error else "1;33", color)
     lines = [f"{head}: {diag.message}"]
     pad = " " * len(str(max(diag.span.line, 1)))  # the gutter is as wide as the line number
     if source is not None and diag.span.line > 0:

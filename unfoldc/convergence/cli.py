@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unfoldc.diagnostics import EXIT_OK, EXIT_USER
+
 # check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNCERTIFIED = 0, 1, 2, 4
+EXIT_FAIL, EXIT_UNCERTIFIED = 1, 4
 VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT_UNCERTIFIED}
 
 
@@ -29,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from unfoldc.cli import EXIT_USER, UsageError, check_depth
+    from unfoldc.arguments import check_depth, given_paths, require_givens
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import Options, compile_file
 
@@ -40,18 +42,13 @@ def run(args) -> int:
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
-    givens = dict(_parse_given(g, UsageError) for g in args.given)
     names = [s.name for s in art.program.by_role("given")]
-    unknown = sorted(set(givens) - set(names))
-    if unknown:
-        raise UsageError(f"the spec has no given named {', '.join(unknown)} "
-                         f"(givens: {', '.join(names) or 'none'})")
+    givens = given_paths(args.given, names)
     if not givens and names and not args.weights:
         print("(give the operands with --given NAME=FILE.npy to evaluate them)")
         return EXIT_OK
-    missing = [n for n in names if n not in givens]
-    if missing and not args.weights:  # a weights file holds the givens it was trained with
-        raise UsageError(f"missing --given for {', '.join(missing)}")
+    if not args.weights:  # a weights file holds the givens it was trained with
+        require_givens(givens, names)
     from unfoldc.train.errors import TrainError  # imports torch, as evaluating does
 
     try:
@@ -62,13 +59,6 @@ def run(args) -> int:
     print()
     print(_highlight(str(report), sys.stdout))
     return VERDICT_EXIT[report.verdict]
-
-
-def _parse_given(text: str, usage) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise usage(f"--given takes NAME=FILE.npy, got {text!r}")
-    return name, path
 
 
 def _evaluate(art, paths: dict[str, str], args):
