@@ -161,6 +161,12 @@ def _add_optional_commands(sub) -> None:
     check_cli.add_arguments(p)
     p.set_defaults(run=check_cli.run)
 
+    from unfoldc.export import cli as export_cli  # its module does not import torch
+
+    p = sub.add_parser("export", help="write the network as ONNX or a torch.export archive")
+    export_cli.add_arguments(p)
+    p.set_defaults(run=export_cli.run)
+
 
 def _train_parser() -> tuple[argparse.ArgumentParser, object]:
     from unfoldc.train import cli as train_cli  # imports torch: only for this command
