@@ -15,7 +15,8 @@ from train_standin import LearnedISTA
 from unfoldc.cli import main
 from unfoldc.train import fit, tasks
 from unfoldc.train.errors import ConfigError
-from unfoldc.train.files import OUTPUTS, check_out_dir
+from unfoldc.train.files import OUTPUTS, PLOTS, check_out_dir
+from unfoldc.train.logs import LAYERS_CSV, STEPS_CSV
 
 FAST = ["--m", "8", "--n", "16", "--layers", "2", "--steps", "2", "--batch", "4",
         "--classical-layers", "0", "--no-progress", "--no-plots"]
@@ -48,7 +49,8 @@ def test_overwrite_replaces_every_earlier_output(spec, tmp_path, capsys):
     for name in OUTPUTS:
         (out / name).write_bytes(SENTINEL)
     assert _train(spec, out, "--overwrite") == 0
-    assert not any((out / name).exists() for name in OUTPUTS[4:])  # plots: --no-plots
+    assert not any((out / name).exists() for name in PLOTS)  # --no-plots
+    assert all((out / name).read_bytes() != SENTINEL for name in (STEPS_CSV, LAYERS_CSV))
     assert (out / "metrics.json").read_bytes() != SENTINEL
 
 

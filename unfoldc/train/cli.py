@@ -132,6 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the outputs of an earlier run in DIR")
     output.add_argument("--no-plots", action="store_true")
     output.add_argument("--no-progress", action="store_true")
+    output.add_argument("--progress-every", type=_positive_int, default=50, metavar="N",
+                        help="when stderr is not a terminal, print a progress line every N "
+                             "steps (on a terminal one line is redrawn)")
+    output.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                        help="log to DIR/tensorboard (default: when tensorboard is installed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,6 +247,7 @@ def _fit(model, task: Task, args, baseline=None):
         layer_weights=args.layer_weights, every_layer=args.every_layer,
         grad_checkpoint=args.grad_checkpoint, classical_layers=args.classical_layers,
         plots=not args.no_plots, progress=False if args.no_progress else None,
+        progress_every=args.progress_every, tensorboard=args.tensorboard,
     )
     record = {"command": ["unfoldc", "train", *sys.argv[2:]] if sys.argv[1:2] == ["train"]
               else sys.argv, "spec_path": str(args.spec), "data": args.data,

@@ -12,7 +12,8 @@ from unfoldc.train.schemes import SCHEMES
 
 # Options that only change how a run is shown or summarised, not its trajectory: a resumed run
 # may change them.
-COSMETIC = ("progress", "plots", "classical_layers", "checkpoint_every")
+COSMETIC = ("progress", "progress_every", "tensorboard", "plots", "classical_layers",
+            "checkpoint_every")
 
 # Options a resumed run may change on purpose: recorded in checkpoints, not compared. The rate
 # is one, so that a run that diverged can continue from its last checkpoint more slowly.
@@ -56,7 +57,11 @@ class TrainConfig:
             multiple of the first loss's magnitude is divergence.
         classical_layers: layers for the "run to convergence" classical baseline (0: skip).
         mapping: explicit `{spec_name: task_name}` pairs for binding.
-        progress: draw a progress line on stderr (None: when stderr is a terminal).
+        progress: show progress on stderr (None or True: a line redrawn in place on a terminal,
+            elsewhere a line every `progress_every` steps; False: nothing).
+        progress_every: steps between progress lines when stderr is not a terminal.
+        tensorboard: also log to `out/tensorboard/` (None: when the `tensorboard` package is
+            installed); steps.csv and layers.csv are written either way (logs.py).
         plots: write PNG plots to the output directory.
     """
 
@@ -80,12 +85,14 @@ class TrainConfig:
     classical_layers: int = 1000
     mapping: dict[str, str] | None = None
     progress: bool | None = None
+    progress_every: int = 50
+    tensorboard: bool | None = None
     plots: bool = True
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
             raise ConfigError(f"unknown scheme `{self.scheme}`; use one of {', '.join(SCHEMES)}")
-        for name in ("steps", "batch", "eval_every", "checkpoint_every"):
+        for name in ("steps", "batch", "eval_every", "checkpoint_every", "progress_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):

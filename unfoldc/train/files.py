@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from unfoldc.train.errors import ConfigError, DataError, TrainError
+from unfoldc.train.logs import LOGS
 from unfoldc.train.validate import as_tensor
 
 WEIGHTS = "weights.safetensors"
 CHECKPOINT = "checkpoint.pt"
 CONFIG, METRICS = "config.json", "metrics.json"
 PLOTS = ("nmse_per_layer.png", "training_curve.png", "parameters.png")
-OUTPUTS = (WEIGHTS, CHECKPOINT, CONFIG, METRICS, *PLOTS)
+OUTPUTS = (WEIGHTS, CHECKPOINT, CONFIG, METRICS, *PLOTS, *LOGS)
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -140,4 +142,7 @@ def check_out_dir(out: str | Path, resume: bool = False, overwrite: bool = False
 def clear_outputs(out: Path) -> None:
     """Remove an earlier run's outputs (for `overwrite`), so that none outlives the new run."""
     for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
+        if (out / name).is_dir():  # the TensorBoard folder
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from unfoldc.train.files import (
     clear_outputs,
     one_line,
 )
+from unfoldc.train.logs import use_tensorboard, write_layer_logs
 from unfoldc.train.loop import Trainer
 from unfoldc.train.losses import resolve_loss
 from unfoldc.train.metrics import evaluate
@@ -199,6 +200,7 @@ def _write_outputs(out: Path, model, task: Task, config: TrainConfig, metrics: d
     run = {"spec": spec, "task": task.description, "train": config.to_json(), **(record or {})}
     _write_json(out / CONFIG, run)
     _write_json(out / METRICS, {**metrics, "history": history})
+    write_layer_logs(out, metrics, use_tensorboard(config.tensorboard))
     if config.plots:
         nmse, training, parameters = (out / name for name in PLOTS)
         plots.plot_nmse(metrics, nmse)

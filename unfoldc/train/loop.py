@@ -24,6 +24,7 @@ from unfoldc.train.criterion import Criterion, to_model
 from unfoldc.train.distributed import Ranks
 from unfoldc.train.errors import DataError, TrainingDiverged
 from unfoldc.train.files import CHECKPOINT, WEIGHTS
+from unfoldc.train.logs import StepLog, use_tensorboard
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.progress import Progress
 from unfoldc.train.schemes import Stage
@@ -88,8 +89,9 @@ class Trainer:
         self.params = dict(model.named_parameters())
         self._pending_optimizer: dict | None = None
         self._good = self._snapshot(None)
-        show = config.progress if config.progress is not None else _stderr_is_tty()
-        self.progress = Progress(show and ranks.is_main)
+        every = None if _stderr_is_tty() else config.progress_every
+        self.progress = Progress(config.progress is not False and ranks.is_main, every=every)
+        self.log = StepLog(out if ranks.is_main else None, use_tensorboard(config.tensorboard))
 
     def restore(self, checkpoint: dict) -> None:
         """Continue from a checkpoint's state instead of the start."""
@@ -108,6 +110,7 @@ class Trainer:
                 self._run_stage(self.stages[self.state.stage])
         finally:
             self.progress.close()
+            self.log.close()
             for name, p in self.params.items():
                 p.requires_grad_(flags[name])
         return self.state
@@ -206,7 +209,14 @@ class Trainer:
         if self.state.step % self.config.checkpoint_every == 0:
             self._checkpoint(optimizer)
         self.progress.update(stage.name, self.state.stage, len(self.stages), self.state.step,
-                             stage.max_steps, loss, record.get("val_nmse_db"))
+                             stage.max_steps, loss, record.get("val_nmse_db"), self.state.total)
+        group = optimizer.param_groups[0]
+        self.log.write({"step": self.state.total, "stage": self.state.stage + 1,
+                        "stage_name": stage.name, "stage_step": self.state.step,
+                        "num_layers": stage.num_layers, "loss": loss,
+                        "lr": group["lr"] / group["multiplier"],
+                        "val_nmse_db": record.get("val_nmse_db"),
+                        "val_objective": record.get("val_objective")})
         if self.callback is not None:
             self.callback(StepInfo(stage, self.state.stage, self.state.step, loss, self.model,
                                    optimizer))
