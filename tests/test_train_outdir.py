@@ -15,7 +15,7 @@ from train_standin import LearnedISTA
 from unfoldc.cli import main
 from unfoldc.train import fit, tasks
 from unfoldc.train.errors import ConfigError
-from unfoldc.train.files import OUTPUTS, PLOTS, check_out_dir
+from unfoldc.train.files import OUTPUTS, PLOTS, RESULTS, check_out_dir
 from unfoldc.train.logs import LAYERS_CSV, STEPS_CSV
 
 FAST = ["--m", "8", "--n", "16", "--layers", "2", "--steps", "2", "--batch", "4",
@@ -32,7 +32,7 @@ def _train(spec, out, *extra) -> int:
     return main(["train", spec, *FAST, "--out", str(out), *extra])
 
 
-@pytest.mark.parametrize("name", OUTPUTS)
+@pytest.mark.parametrize("name", RESULTS)
 def test_any_output_of_a_run_is_kept(name, spec, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
