@@ -65,13 +65,7 @@ def _evaluate(art, paths: dict[str, str], args):
     from unfoldc.loader import _class_from
     from unfoldc.train import operands
 
-    cls = _class_from(art)
-    givens = {name: operands.read_given(name, path) for name, path in paths.items()}
-    origins = {name: f"`{path}`" for name, path in paths.items()}
-    if args.weights:
-        model = operands.build_with_weights(cls, givens, args.weights, args.layers, origins)
-    else:
-        model = operands.build(cls, givens, args.layers, origins)
+    model = operands.build_from_files(_class_from(art), paths, args.weights, args.layers)
     return model.convergence_report()
 
 

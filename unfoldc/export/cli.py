@@ -76,12 +76,7 @@ def _export(cls, paths: dict[str, str], dims: dict[str, int], fmt: str, args) ->
     from unfoldc.train.errors import TrainError
 
     try:
-        givens = {name: operands.read_given(name, path) for name, path in paths.items()}
-        origins = {name: f"`{path}`" for name, path in paths.items()}
-        if args.weights:
-            model = operands.build_with_weights(cls, givens, args.weights, args.layers, origins)
-        else:
-            model = operands.build(cls, givens, args.layers, origins)
+        model = operands.build_from_files(cls, paths, args.weights, args.layers)
         model = model.to(getattr(torch, args.dtype))
         notes = export_network(model, example_inputs(model, dims), fmt, args.output)
     except TrainError as exc:  # bad arrays or weights: a user error, in one line
