@@ -155,3 +155,15 @@ def test_user_errors(argv, message, H_file, tmp_path, monkeypatch, capsys):
     code, err = export(argv, monkeypatch, capsys)
     assert code == 1
     assert message in err
+
+
+def test_a_trace_failure_says_what_torch_export_said(H_file, tmp_path):
+    from unfoldc.export.exporter import ExportError, export_network
+
+    model = reference("ista", H_file)
+    with pytest.raises(ExportError) as info:  # x must be (B, 6): the forward's own check fails
+        export_network(model, (torch.randn(2, 3),), "pt2", tmp_path / "ista.pt2")
+    assert info.value.message == "cannot export an operation: torch.export cannot convert it"
+    (note,) = info.value.notes
+    assert note.startswith("torch.export: `x` must be (B, m) = (B, 6), got (")
+    assert "traceable by torch.export" in info.value.help

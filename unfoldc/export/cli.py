@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from unfoldc.arguments import check_depth, given_paths, require_givens
-from unfoldc.diagnostics import EXIT_OK, EXIT_USER, UsageError, render, use_color
+from unfoldc.diagnostics import EXIT_OK, EXIT_USER, Diagnostic, UsageError, render, use_color
+from unfoldc.source import NO_SPAN
 
 FORMATS = ("onnx", "pt2")
 DTYPES = ("float32", "float64")
@@ -94,11 +95,6 @@ def _export(cls, paths: dict[str, str], dims: dict[str, int], fmt: str, args) ->
 
 def _render(exc) -> str:
     """rustc's layout, without an error code: the message, the spec line, the help."""
-    from unfoldc.diagnostics import Diagnostic
-
     color = use_color(sys.stderr)
-    if exc.span is None:
-        text = f"error: {exc.message}"
-        return text + (f"\n  = help: {exc.help}" if exc.help else "")
-    diag = Diagnostic("", exc.message, exc.span, exc.label, help=exc.help)
-    return render(diag, exc.source, color)
+    diag = Diagnostic("", exc.message, exc.span or NO_SPAN, exc.label, exc.notes, exc.help)
+    return render(diag, exc.source if exc.span else None, color)

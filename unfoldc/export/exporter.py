@@ -108,7 +108,7 @@ def _trace(model, inputs):
         with _quiet():
             return torch.export.export(model, inputs, dynamic_shapes=dynamic)
     except Exception as exc:  # torch.export raises many types for code it cannot trace
-        raise locate(exc, model, inputs, "torch.export cannot trace it") from None
+        raise locate(exc, model, inputs, "torch.export") from None
 
 
 def _to_onnx(model, inputs, path: Path) -> list[str]:
@@ -126,7 +126,7 @@ def _to_onnx(model, inputs, path: Path) -> list[str]:
                 program, dynamo=True, verbose=False, custom_translation_table=TRANSLATIONS,
                 input_names=list(cls.INPUTS), output_names=list(cls.OUTPUTS))
     except Exception as exc:  # a ConversionError wrapping what failed, for one fx node
-        raise locate(exc, model, inputs, "ONNX has no operator for it") from None
+        raise locate(exc, model, inputs, "torch.onnx") from None
     onnx_program.save(path, external_data=False)
     used = sorted({CONTRIB_OPS[n.target.__name__.split(".")[0]] for n in program.graph.nodes
                    if getattr(n.target, "__name__", "").split(".")[0] in CONTRIB_OPS})

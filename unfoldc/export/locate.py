@@ -22,6 +22,8 @@ from unfoldc.source import Source, Span
 _FRAME = re.compile(r'File "(<unfoldc:[^"]*>)", line (\d+)')
 _ORIGIN = re.compile(r"^\s*# .+?:(\d+)(?::|$)")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+# How torch.onnx says that no ONNX function translates an operator (a DispatchError).
+_NO_ONNX_FUNCTION = "No ONNX function found"
 _SPELLINGS = frozenset(op.spelling for op in OPS.values())
 
 
@@ -34,28 +36,33 @@ class ExportError(Exception):
         span: where in the spec (None: not traced back to a spec line).
         label: the text under the caret.
         help: how to get around it.
+        notes: what the exporter said, when the message does not say it all.
     """
 
     def __init__(self, message: str, source: Source | None = None, span: Span | None = None,
-                 label: str = "", help: str = ""):
+                 label: str = "", help: str = "", notes: tuple[str, ...] = ()):
         super().__init__(message)
         self.message, self.source, self.span = message, source, span
-        self.label, self.help = label, help
+        self.label, self.help, self.notes = label, help, notes
 
 
-def locate(exc: BaseException, model, inputs: tuple, why: str) -> ExportError:
+def locate(exc: BaseException, model, inputs: tuple, stage: str) -> ExportError:
     """An `ExportError` for exporter failure `exc` on `model`, at the spec line when known.
 
     Args:
         exc: what torch.export or torch.onnx raised.
         model: the network being exported (its class carries the compiler's artifacts).
         inputs: the example inputs it was traced with (replayed to find a failed operator).
-        why: the reason, for the message ("ONNX has no operator for it").
+        stage: the exporter that failed, "torch.export" or "torch.onnx".
     """
     art = type(model).artifacts
     node = _failed_node(exc)
     target = _op_name(node.target) if node is not None else ""
     what = f"`{target}`" if target else "an operation"
+    detail = _first_line(exc)
+    missing = stage == "torch.onnx" and _NO_ONNX_FUNCTION in detail
+    why = "ONNX has no operator for it" if missing else f"{stage} cannot convert it"
+    notes = () if missing else (f"{stage}: {detail}",)
     frames = _replay(model, inputs, node) + _generated_frames(exc, node)
     for k, (filename, line, _) in enumerate(frames):
         spec_line = _spec_line(art.code, line) if filename.endswith(_suffix(art)) else None
@@ -64,12 +71,13 @@ def locate(exc: BaseException, model, inputs: tuple, why: str) -> ExportError:
             span, construct = _span(art.source, spec_line, callees, target)
             message = f"cannot export {construct or what}: {why}"
             label = f"lowers to {what}" if target else ""
-            return ExportError(message, art.source, span, label, _help(why))
-    return ExportError(f"cannot export {what}: {why} ({_first_line(exc)})", help=_help(why))
+            return ExportError(message, art.source, span, label, _help(stage), notes)
+    return ExportError(f"cannot export {what}: {why}", help=_help(stage),
+                       notes=(f"{stage}: {detail}",))
 
 
-def _help(why: str) -> str:
-    if why.startswith("ONNX"):
+def _help(stage: str) -> str:
+    if stage == "torch.onnx":
         return ("export with --format pt2 (torch.export keeps every torch operator), or write "
                 "the step without this operator")
     return "the forward pass must be traceable by torch.export (docs/generated-module.md)"
