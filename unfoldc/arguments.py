@@ -1,13 +1,29 @@
 """Command-line values that several subcommands share, checked before anything is built.
 
-`check_depth` for `--layers`/`--unroll`-like depths, and `given_paths` for the repeated
-`--given NAME=FILE.npy` of `unfoldc check` and `unfoldc export`. Both raise `UsageError`.
+`add_network_arguments` declares how `unfoldc check` and `unfoldc export` build a network;
+`check_depth` checks `--layers`-like depths, and `given_paths` the repeated
+`--given NAME=FILE.npy`. The checks raise `UsageError`.
 """
 
 from __future__ import annotations
 
+import argparse
+
 from unfoldc.diagnostics import UsageError
 from unfoldc.limits import MAX_LAYERS
+
+
+def add_network_arguments(p: argparse.ArgumentParser, verb: str) -> None:
+    """--given, --weights, --layers and --enforce-convergence, for a command that `verb`s."""
+    p.add_argument("--given", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="a given operand as a NumPy .npy file (repeat for several)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="trained weights: a weights.safetensors written by `unfoldc train` "
+                   "(its givens and depth are used unless --given / --layers say otherwise)")
+    p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
+    p.add_argument("--enforce-convergence", action="store_true",
+                   help=f"{verb} the network as compiled (and trained) with "
+                   "--enforce-convergence")
 
 
 def check_depth(option: str, layers: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unfoldc.arguments import add_network_arguments, check_depth, given_paths, require_givens
 from unfoldc.diagnostics import EXIT_OK, EXIT_USER
 
 # check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
@@ -20,18 +21,10 @@ VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the .unf file")
-    p.add_argument("--given", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="a given operand as a NumPy .npy file (repeat for several)")
-    p.add_argument("--weights", metavar="FILE",
-                   help="trained weights: a weights.safetensors written by `unfoldc train` "
-                   "(its givens and depth are used unless --given / --layers say otherwise)")
-    p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
-    p.add_argument("--enforce-convergence", action="store_true",
-                   help="check the network as compiled (and trained) with --enforce-convergence")
+    add_network_arguments(p, "check")
 
 
 def run(args) -> int:
-    from unfoldc.arguments import check_depth, given_paths, require_givens
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import Options, compile_file
 

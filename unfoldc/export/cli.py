@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unfoldc.arguments import check_depth, given_paths, require_givens
+from unfoldc.arguments import add_network_arguments, check_depth, given_paths, require_givens
 from unfoldc.diagnostics import EXIT_OK, EXIT_USER, Diagnostic, UsageError, render, use_color
 from unfoldc.source import NO_SPAN
 
@@ -25,18 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="onnx (needs the extra unfoldc[export]) or pt2 (torch.export archive); "
                    "default: from the suffix of -o")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
-    p.add_argument("--weights", metavar="FILE",
-                   help="trained weights: a weights.safetensors written by `unfoldc train` "
-                   "(its givens and depth are used unless --given / --layers say otherwise)")
-    p.add_argument("--given", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="a given operand as a NumPy .npy file (repeat for several)")
-    p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
+    add_network_arguments(p, "export")
     p.add_argument("--dims", metavar="NAME=SIZE,...",
                    help="sizes of input dimensions that no given fixes, e.g. m=64,n=64")
     p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="dtype of the exported network (default: float32)")
-    p.add_argument("--enforce-convergence", action="store_true",
-                   help="export the network as compiled (and trained) with --enforce-convergence")
 
 
 def run(args) -> int:
