@@ -167,3 +167,16 @@ def test_a_trace_failure_says_what_torch_export_said(H_file, tmp_path):
     (note,) = info.value.notes
     assert note.startswith("torch.export: `x` must be (B, m) = (B, 6), got (")
     assert "traceable by torch.export" in info.value.help
+
+
+def test_several_outputs_export_as_a_tuple(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rpca.pt2"  # RPCA's named tuple (L, S) cannot be saved in an archive
+    code, err = export(["examples/rpca.unf", "--dims", "m=4,n=3", "--layers", LAYERS, "-o",
+                        out], monkeypatch, capsys)
+    assert code == 0, err
+    Y = torch.randn(3, 4, 3)
+    want = unfoldc.load(EXAMPLES / "rpca.unf")(num_layers=LAYERS).eval()(Y)
+    got = torch.export.load(out).module()(Y)
+    assert isinstance(got, tuple) and len(got) == 2
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from unfoldc.export.locate import ExportError, locate
@@ -104,9 +105,12 @@ def export_network(model, inputs: tuple[torch.Tensor, ...], fmt: str,
 def _trace(model, inputs):
     batch = torch.export.Dim("batch")
     dynamic = tuple({0: batch} for _ in inputs)
+    traced = model
+    if len(type(model).OUTPUTS) > 1:
+        traced, dynamic = _AsTuple(model), (dynamic,)  # forward(*inputs): one varargs entry
     try:
         with _quiet():
-            return torch.export.export(model, inputs, dynamic_shapes=dynamic)
+            return torch.export.export(traced, inputs, dynamic_shapes=dynamic)
     except Exception as exc:  # torch.export raises many types for code it cannot trace
         raise locate(exc, model, inputs, "torch.export") from None
 
@@ -134,6 +138,22 @@ def _to_onnx(model, inputs, path: Path) -> list[str]:
         return []
     return [f"`{'`, `'.join(used)}` became the onnxruntime operator com.microsoft::Inverse: "
             "run the file with onnxruntime"]
+
+
+class _AsTuple(nn.Module):
+    """A network with several outputs, returning a plain tuple in `OUTPUTS` order.
+
+    Its `Output` named tuple lives in a generated module that a `.pt2` archive cannot name, so
+    `torch.export.save` refuses it, and a loader would need unfoldc to rebuild it. Parameters
+    are then named `network.<name>` in the archive.
+    """
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, *inputs):
+        return tuple(self.network(*inputs))
 
 
 class _UncheckedLinalg(TorchFunctionMode):
