@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
 from unfoldc.codegen.helpers import HELPERS, ORDER
@@ -24,6 +23,7 @@ from unfoldc.ir.program import Assign, Program, Symbol
 from unfoldc.ir.types import Type
 from unfoldc.ops import PREC_ATOM
 from unfoldc.source import Source
+from unfoldc.version import __version__
 
 
 class Writer:
