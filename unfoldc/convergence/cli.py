@@ -36,7 +36,7 @@ def run(args) -> int:
     if args.layers is not None:  # before anything is built: --layers 1000000000000 is refused
         check_depth("--layers", args.layers)
     art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
-    an = derive(art.program)
+    an = derive(art.optimized)  # as the generated report does, after enforcement
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
