@@ -7,6 +7,12 @@ import ast
 from pathlib import Path
 
 import networkx as nx
+import pytest
+
+import unfoldc
+from unfoldc.diagnostics import UserError
+from unfoldc.source import Source
+from unfoldc.syntax.grammar import declaration_keywords, keywords
 
 PACKAGE = Path(__file__).resolve().parents[1] / "unfoldc"
 
@@ -83,3 +89,25 @@ def test_no_private_names_across_packages():
             if private and target.startswith("unfoldc") and there != home:
                 crossings.append(f"{name} imports {private} from {target}")
     assert crossings == []
+
+
+SPEC = """algorithm A
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+let    WORD = 1
+layers 2:
+    s <- s - 0.1 * H.T @ (H @ s - x)
+output s
+"""
+
+
+def test_keywords_are_read_off_the_grammar_and_none_can_name_a_symbol():
+    words = keywords()
+    assert {"given", "shared", "per_layer", "in", "zero_last"} <= words
+    assert {"given", "layers", "minimize"} <= declaration_keywords() <= words
+    assert "shared" not in declaration_keywords()  # a sharing mode, not a declaration
+    for word in sorted(words):
+        with pytest.raises(UserError) as err:
+            unfoldc.compile_source(Source("k.unf", SPEC.replace("WORD", word)))
+        assert err.value.diagnostics[0].span.line == 5, word  # located at the `let`

@@ -24,12 +24,8 @@ from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
 from unfoldc.semantics.usage import unused_values
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
+from unfoldc.syntax.grammar import keywords
 
-KEYWORDS = {
-    "algorithm", "given", "input", "state", "let", "param", "train", "output", "layers",
-    "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
-    "require", "assume", "func", "net", "minimize", "residual", "zero_last",
-}
 # Built-ins that are not in the operator table: they take functions, not values.
 SPECIAL_CALLS = ("grad", "prox")
 
@@ -620,7 +616,7 @@ def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
 
 
 def _reserved(name: str) -> str:
-    if name in KEYWORDS:
+    if name in keywords():
         return "a keyword of the language"
     if name in ops.FUNCTIONS or name == "I" or name in SPECIAL_CALLS:
         return "a built-in operator"
