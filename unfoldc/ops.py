@@ -657,7 +657,8 @@ _op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
     conditions=(_GE0(1, "hard threshold"),))
 _op("soft_ss", "soft_ss", (3, 3), _threshold_ss, _call("soft_ss"), _fn("soft_ss"),
     "soft threshold with support selection (LISTA-CPSS): entries of each vector above both t and "
-    "the (1 - q) quantile of its magnitudes pass unchanged, the others are soft-thresholded by t",
+    "the magnitude of rank round(q (n - 1)) in decreasing order (the reference code's \"nearest\" "
+    "percentile) pass unchanged, the others are soft-thresholded by t",
     helper="soft_ss",
     semantics=_S("soft_ss"), lipschitz=EXACT,
     conditions=(_GE0(1, "soft_ss threshold"), _GE0(2, "soft_ss selected fraction"),
