@@ -11,7 +11,7 @@ import torch
 from conftest import EXAMPLES
 
 import unfoldc
-from unfoldc.ir.graph import build_graph
+from unfoldc.ir.graph import build_graph, graph_size
 from unfoldc.ir.interpreter import run as interpret
 from unfoldc.source import Source
 from unfoldc.train.checkpoint import load_weights, save_weights
@@ -268,7 +268,14 @@ def test_periodic_parameters_plot(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 0
 
 
-def test_graphs_build():
+@pytest.mark.parametrize("unroll", [None, 2, 5])
+def test_graphs_build_and_periodic_copies_are_shared_when_unrolled(unroll):
     for text in (PERIODIC, BODY, (EXAMPLES / "dugd.unf").read_text()):
         art = unfoldc.compile_source(Source("t.unf", text))
-        assert build_graph(art.optimized, unroll=2).number_of_nodes() > 0
+        g = build_graph(art.optimized, unroll=unroll)
+        assert g.number_of_nodes() == graph_size(art.optimized, unroll)
+    g = build_graph(unfoldc.compile_source(Source("t.unf", PERIODIC)).optimized, unroll=5)
+    gammas = sorted(n for n in g.nodes if n.endswith(":gamma"))
+    assert gammas == ["L0:gamma", "L1:gamma", "L2:gamma"]
+    assert g.nodes["L1:gamma"]["label"] == "gamma : scalar periodic 3"
+    assert any(src == "L1:gamma" and dst.startswith("L4:") for src, dst in g.edges)
