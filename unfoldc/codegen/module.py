@@ -187,36 +187,40 @@ class ModuleEmitter:
         return f"{where}: {comment(text)}" if text else where
 
     # ---- per-layer parameters -------------------------------------------------------------------
-    def _layer_args(self, default: bool = False) -> str:
-        """Arguments of the layer class: per-layer initial values (and interval bounds); with
-        `default`, as its signature, where periodic trainables default to None (only layers
-        0..T-1 hold a copy)."""
-        args = []
-        for s in sorted(self.per_layer, key=lambda s: s.period is not None):
-            args.append(self.n(s.name) + ("=None" if default and s.period is not None else ""))
-            if s.constraint and s.constraint.kind == "interval":
-                suffix = "=None" if default and s.period is not None else ""
-                args += [self.storage[s.name]["lo"] + suffix, self.storage[s.name]["hi"] + suffix]
-        nets = [self.n(s.name) for s in self.layer_nets]
-        if any(s.period is not None for s in self.per_layer):
-            return ", ".join(nets + args)  # arguments with defaults come last
-        return ", ".join(args + nets)
+    def _layer_params(self) -> list[tuple[str, Symbol]]:
+        """(argument, its trainable or net) of the layer class, in order: per-layer initial
+        values (and interval bounds), nets, then periodic trainables, which default to None
+        (only layers 0..T-1 hold a copy)."""
+        def values(group):
+            out = []
+            for s in group:
+                out.append((self.n(s.name), s))
+                if s.constraint and s.constraint.kind == "interval":
+                    out += [(self.storage[s.name]["lo"], s), (self.storage[s.name]["hi"], s)]
+            return out
+        own = [s for s in self.per_layer if s.period is None]
+        periodic = [s for s in self.per_layer if s.period is not None]
+        return values(own) + [(self.n(s.name), s) for s in self.layer_nets] + values(periodic)
 
-    def _layer_call_args(self) -> str:
-        """The layer class's arguments in `[Layer(...) for k in range(num_layers)]`."""
+    def _layer_args(self) -> str:
+        """The layer class's signature (after `self`)."""
+        return ", ".join(arg + ("=None" if s.period is not None else "")
+                         for arg, s in self._layer_params())
+
+    def _layer_call(self) -> tuple[str, bool]:
+        """The arguments of `Layer(...)` for layer k, and whether they read k: entry k of a net
+        list or of initial values stacked over the layer index; a periodic copy only for k < T."""
         out = []
-        for arg in self._layer_args().split(", "):
-            s = next((s for s in self.per_layer if arg in (self.n(s.name), *self.storage[
-                s.name].values())), None)
-            if s is None:  # a net: one list entry per layer
-                out.append(f"{arg}[k]")
-                continue
-            value = f"{arg}[k]" if arg == self.n(s.name) and _reads_layer(s.init) else arg
+        for arg, s in self._layer_params():
+            stacked = s.role == "net" or (arg == self.n(s.name) and _reads_layer(s.init))
+            value = f"{arg}[k]" if stacked else arg
             out.append(value if s.period is None else f"{value} if k < {s.period} else None")
-        return ", ".join(out)
+        reads_k = any(s.role == "net" or s.period is not None or _reads_layer(s.init)
+                      for _, s in self._layer_params())
+        return ", ".join(out), reads_k
 
     def _layer_class(self, w: Writer) -> None:
-        args = self._layer_args(default=True)
+        args = self._layer_args()
         w(f"class {self.layer_cls}(nn.Module):")
         w.indent()
         if any(s.period is not None for s in self.per_layer):
@@ -385,10 +389,9 @@ class ModuleEmitter:
             self._trainable_init(w, pr, s)
         self._shared_nets(w)
         if self.per_layer or self.layer_nets:
-            args = self._layer_call_args()
+            args, reads_k = self._layer_call()
             w("self.layers = nn.ModuleList(")
-            index = "k" if "[k]" in args or " k " in args else "_"
-            w(f"    [{self.layer_cls}({args}) for {index} in range(num_layers)]")
+            w(f"    [{self.layer_cls}({args}) for {'k' if reads_k else '_'} in range(num_layers)]")
             w(")")
         else:
             w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
