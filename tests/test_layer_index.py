@@ -134,6 +134,7 @@ def test_layer_in_the_body_matches_the_interpreter_and_numpy():
     schedule = [0.5 / (k + 1) + steps[k] for k in range(6)]
     torch.testing.assert_close(got, torch.tensor(numpy_gd(H, x, schedule)), rtol=1e-12,
                                atol=1e-12)
+    torch.testing.assert_close(model(torch.tensor(x), checkpoint=True), got)  # index passed on
     with pytest.raises(ValueError, match=r"t\.unf:8: `steps\[layer\]`.* 6 entries for 7 layers"):
         model(torch.tensor(x), num_layers=7)  # no per-layer parameters: K may exceed the depth
     torch._dynamo.reset()
@@ -248,7 +249,7 @@ def test_periodic_report_fails_on_the_layers_of_the_bad_copy():
 def test_periodic_weights_round_trip_and_gradients(tmp_path):
     H, x = problem(m=5, n=3)
     model = _periodic(H, [0.2, 0.3, 0.4], K=5)
-    model(torch.tensor(x)).square().sum().backward()
+    model(torch.tensor(x), checkpoint=True).square().sum().backward()
     assert model.layers[1].gamma_log.grad is not None  # used by layers 1 and 4
     with torch.no_grad():
         model.layers[2].gamma_log.fill_(0.25)
