@@ -15,7 +15,7 @@ import unfoldc
 from unfoldc.cli import main as cli_main
 from unfoldc.ir.render import render
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "dugd")
 
 
 def art(name):

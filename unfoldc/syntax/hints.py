@@ -121,7 +121,9 @@ def missing_dim_comma(c: Context) -> Diagnostic | None:
 
 def round_brackets_in_type(c: Context) -> Diagnostic | None:
     """`vector(n)`: sizes of a type go in square brackets."""
-    if c.token.value == "(" and "LSQB" in c.expected:
+    # (after an expression `[` is expected too: `steps[layer]`)
+    if c.token.value == "(" and "LSQB" in c.expected and c.previous_word() in ("vector",
+                                                                              "matrix"):
         kind = c.previous_word()
         return _error("E0102", "sizes of a type go in square brackets", c.span, "expected `[`",
                       f"write `{kind}[n]`" if kind == "vector" else f"write `{kind}[m, n]`")
@@ -130,11 +132,11 @@ def round_brackets_in_type(c: Context) -> Diagnostic | None:
 
 def missing_sharing(c: Context) -> Diagnostic | None:
     """`train mu : scalar = 1`: trainables say whether layers share them."""
-    if c.expected and c.expected <= {"SHARED", "PER_LAYER"}:
+    if c.expected and c.expected <= {"SHARED", "PER_LAYER", "PERIODIC"}:
         return _error("E0102", "a trainable must say how layers share it", c.span,
-                      "expected `shared` or `per_layer`",
-                      "write `shared` (one value for all layers) or `per_layer` (one per layer) "
-                      "after the type")
+                      "expected `shared`, `per_layer` or `periodic T`",
+                      "write `shared` (one value for all layers), `per_layer` (one per layer) "
+                      "or `periodic T` (T values, layer k uses value k mod T) after the type")
     return None
 
 
