@@ -353,6 +353,27 @@ def test_layout_edges_cross_no_box(graph):
     assert_edges_leave_and_enter_their_boxes_only(layout(graph))
 
 
+def many_states(k: int = 12) -> nx.DiGraph:
+    """``k`` states updated side by side, each from all the others: more carries than fit
+    ``_CHANNEL_STEP`` apart in the gap between two rows."""
+    g = nx.DiGraph(name="many", num_layers=3, spec="many.unf", unrolled=None)
+    for i in range(k):
+        _node(g, f"init:s{i}", "state", f"s{i} = 0", "scalar", 2, "prologue")
+        _node(g, f"{i}:s{i}", "update", f"s{i} <- f(s)", "scalar", 5)
+        _data(g, (f"init:s{i}", f"{i}:s{i}"))
+    for i in range(k):
+        g.add_edges_from(((f"{i}:s{i}", f"{j}:s{j}") for j in range(k)), kind="carry")
+    _node(g, "out", "output", "return s0", "scalar", 9, "epilogue")
+    _data(g, ("0:s0", "out"))
+    return g
+
+
+def test_many_carries_stay_in_the_gaps():
+    drawing = layout(many_states())
+    assert len(drawing.carries) == 144
+    assert_edges_leave_and_enter_their_boxes_only(drawing)
+
+
 def test_rolled_carries_go_round_the_right_and_come_back_down():
     drawing = layout(ista_rolled())
     right = max(b.x + b.w / 2 for b in drawing.boxes.values())

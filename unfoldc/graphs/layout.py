@@ -41,6 +41,8 @@ _WRAP = 40  # longer labels wrap onto more lines instead of widening a whole row
 _PAD_X, PAD_Y, _H_GAP, _ROW_GAP = 8.0, 5.0, 18.0, 42.0
 _BAND_TOP, _BAND_BOTTOM, _BAND_GAP, MARGIN, TITLE_H, _LEGEND_H = 20.0, 8.0, 10.0, 16.0, 34.0, 30.0
 _LANE_GAP, _CHANNEL_STEP, _WIRE_W = 12.0, 6.0, 2.0
+# The narrowest gap between two rows: the one between bands. Carry channels stay inside it.
+_MIN_GAP = min(_ROW_GAP, _BAND_BOTTOM + _BAND_GAP + _BAND_TOP)
 
 @dataclass(frozen=True)
 class Box:
@@ -237,19 +239,20 @@ def _route_carries(g: nx.DiGraph, boxes: dict[str, Box], right: float):
 
     A carry takes the first lane whose earlier carries span other heights, so lanes are
     reused down an unrolled graph; the lane index also sets how far into the gaps the route
-    runs, so two carries never share a horizontal stretch.
+    runs (closer together when there are many lanes, so that it stays inside the narrowest
+    gap), so two carries never share a horizontal stretch.
     """
     carries = [(u, v) for u, v in sorted_edges(g) if is_carry(g, u, v)]
     entering: dict[str, list[str]] = {}
     for u, v in carries:
         entering.setdefault(v, []).append(u)
-    lanes: list[list[tuple[float, float]]] = []
+    spans: list[list[tuple[float, float]]] = []
+    lanes = [_free_lane(spans, boxes[u], boxes[v]) for u, v in carries]
+    step = min(_CHANNEL_STEP, _MIN_GAP / (len(spans) + 1))
     out = []
-    for u, v in carries:
+    for (u, v), lane in zip(carries, lanes):
         src, dst = boxes[u], boxes[v]
-        lane = _free_lane(lanes, src, dst)
-        depth = _CHANNEL_STEP * (lane + 1)
-        below, above = src.bottom + depth, dst.y - depth
+        below, above = src.bottom + step * (lane + 1), dst.y - step * (lane + 1)
         x_lane = right + _LANE_GAP * (lane + 1)
         x_out = src.x + src.w / 4
         j, m = entering[v].index(u), len(entering[v])
@@ -259,7 +262,7 @@ def _route_carries(g: nx.DiGraph, boxes: dict[str, Box], right: float):
             (x_lane, above), (x_in, above), (x_in, dst.y),
         )
         out.append(Carry(u, v, points, carry_label(g, u)))
-    return tuple(out), len(lanes)
+    return tuple(out), len(spans)
 
 
 def _free_lane(lanes: list[list[tuple[float, float]]], src: Box, dst: Box) -> int:
