@@ -385,6 +385,30 @@ def test_rolled_carries_go_round_the_right_and_come_back_down():
         assert c.points[-2][1] < c.points[-1][1]  # it enters its reader from above
 
 
+def test_picture_is_wide_enough_for_its_title_legend_and_text():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from unfoldc.graphs.paint import figure
+
+    g = nx.DiGraph(name="t", num_layers=1, spec="t.unf", unrolled=None)
+    kinds = ("given", "input", "param", "train", "net", "let", "state", "temp", "update")
+    for kind in kinds:  # a chain of one-letter boxes: a narrow picture with a long legend
+        _node(g, kind, kind, kind[0], "", 0, "setup")
+    _data(g, *zip(kinds, kinds[1:]))
+    g.add_edge("update", "update", kind="carry")
+    fig = figure(layout(g))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    texts = [*fig.axes[0].texts, fig.axes[0].get_legend()]
+    assert max(t.get_window_extent(renderer).x1 for t in texts) <= fig.bbox.x1
+
+
+def test_dollar_signs_in_labels_are_text_not_mathtext(no_dot):
+    g = nx.DiGraph(name="$a", num_layers=1, spec="t.unf", unrolled=None)
+    _node(g, "c", "let", "c = $\\frac{$ & 1", "scalar", 1, "setup")
+    root = ET.fromstring(draw.to_svg(g).encode("utf-8"))
+    assert "c = $\\frac{$ & 1" in [t.text for t in root.iter(f"{SVG}text")]
+
+
 def test_png_without_graphviz_is_written(no_dot, tmp_path):
     path = tmp_path / "g.png"
     draw.to_png(awkward(), path)

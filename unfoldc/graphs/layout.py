@@ -41,6 +41,8 @@ _WRAP = 40  # longer labels wrap onto more lines instead of widening a whole row
 _PAD_X, PAD_Y, _H_GAP, _ROW_GAP = 8.0, 5.0, 18.0, 42.0
 _BAND_TOP, _BAND_BOTTOM, _BAND_GAP, MARGIN, TITLE_H, _LEGEND_H = 20.0, 8.0, 10.0, 16.0, 34.0, 30.0
 _LANE_GAP, _CHANNEL_STEP, _WIRE_W = 12.0, 6.0, 2.0
+CARRY_LEGEND = "carry (to the next layer)"
+_LEGEND_KEY = 4.0 * SUB_FONT  # a legend entry's key, padding and spacing (see paint.py)
 # The narrowest gap between two rows: the one between bands. Carry channels stay inside it.
 _MIN_GAP = min(_ROW_GAP, _BAND_BOTTOM + _BAND_GAP + _BAND_TOP)
 
@@ -120,10 +122,13 @@ def layout(g: nx.DiGraph) -> Drawing:
         for u, v in sorted_edges(g)
         if not is_carry(g, u, v)
     )
-    right = max(x + (sized[k].w / 2 if k in sized else _WIRE_W) for k, x in xs.items())
+    right = max((x + (sized[k].w / 2 if k in sized else _WIRE_W) for k, x in xs.items()),
+                default=MARGIN)
     carries, lanes = _route_carries(g, boxes, right)
-    width = max(right + (lanes + 1) * _LANE_GAP + MARGIN, _title_width(g))
-    return Drawing(headline(g), width, bottom + _LEGEND_H, boxes, band_boxes, data, carries)
+    drawing = Drawing(headline(g), 0.0, bottom + _LEGEND_H, boxes, band_boxes, data, carries)
+    wide = [right + (lanes + 1) * _LANE_GAP + MARGIN, _text_width(drawing.title, TITLE_FONT)]
+    wide.append(sum(_text_width(label, SUB_FONT) + _LEGEND_KEY for label in legend(drawing)))
+    return replace(drawing, width=max(wide))
 
 
 def _rows(g: nx.DiGraph) -> list[tuple[tuple, list[list[str]]]]:
@@ -182,7 +187,7 @@ def _columns(g, rows, wires, sized) -> dict:
             len(rows[r]) + len(wires.get(r, ())) - 1
         )
 
-    centre = MARGIN + max(map(total, range(len(rows)))) / 2
+    centre = MARGIN + max(map(total, range(len(rows))), default=0.0) / 2
     xs: dict = {}
     for r, row in enumerate(rows):
         through = sorted(wires.get(r, ()), key=lambda u: (xs[u], position[u]))
@@ -227,8 +232,14 @@ def _data_points(u, v, boxes, spans, row_of, xs) -> tuple[tuple[float, float], .
     return (*points, (boxes[v].x, boxes[v].y))
 
 
-def _title_width(g: nx.DiGraph) -> float:
-    return 2 * MARGIN + len(headline(g)) * TITLE_FONT * _CHAR
+def legend(drawing: Drawing) -> list[str]:
+    """The legend's entries: the node kinds drawn, ``data``, and the carry when there is one."""
+    kinds = sorted({b.kind for b in drawing.boxes.values()})
+    return [*kinds, "data", *([CARRY_LEGEND] if drawing.carries else [])]
+
+
+def _text_width(text: str, size: float) -> float:
+    return 2 * MARGIN + len(text) * size * _CHAR
 
 
 # --- carry routes: down into the gap, right to a lane, through the gap above the reader -------

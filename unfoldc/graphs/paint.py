@@ -15,6 +15,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.path import Path as MplPath
 
 from unfoldc.graphs.layout import (
+    CARRY_LEGEND,
     FONT,
     LINE,
     MARGIN,
@@ -28,18 +29,14 @@ from unfoldc.graphs.layout import (
     Carry,
     Drawing,
     Route,
+    legend,
 )
 from unfoldc.graphs.style import CARRY_COLOUR, EDGE_COLOUR, style_of
 
 
 def save(drawing: Drawing, fmt: str) -> bytes:
-    """Draws ``drawing`` on a figure of its size in points and saves it as ``fmt``."""
-    fig = Figure(figsize=(drawing.width / 72, drawing.height / 72))
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, drawing.width)
-    ax.set_ylim(drawing.height, 0)  # y grows downwards, as in the layout
-    ax.axis("off")
-    _draw(ax, drawing)
+    """Draws ``drawing`` (see :func:`figure`) and saves it as ``fmt`` (``svg`` or ``png``)."""
+    fig = figure(drawing)
     buffer = io.BytesIO()
     # A fixed salt and no date make the SVG ids and metadata the same on every run; the text
     # stays text (fonttype none), so the labels can be searched and read in the file.
@@ -49,6 +46,17 @@ def save(drawing: Drawing, fmt: str) -> bytes:
         else:
             fig.savefig(buffer, format="png", dpi=150, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def figure(drawing: Drawing) -> Figure:
+    """A figure of the drawing's size, one unit a point, with everything drawn on it."""
+    fig = Figure(figsize=(drawing.width / 72, drawing.height / 72))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, drawing.width)
+    ax.set_ylim(drawing.height, 0)  # y grows downwards, as in the layout
+    ax.axis("off")
+    _draw(ax, drawing)
+    return fig
 
 
 def _draw(ax, drawing: Drawing) -> None:
@@ -120,13 +128,18 @@ def _boxstyle(name: str) -> str:
 
 
 def _draw_legend(ax, drawing: Drawing) -> None:
-    kinds = sorted({b.kind for b in drawing.boxes.values()})
-    handles = [Patch(facecolor=style_of(k).fill, edgecolor=style_of(k).stroke, label=k)
-               for k in kinds]
-    handles.append(Line2D([], [], color=EDGE_COLOUR, linewidth=0.8, label="data"))
-    if drawing.carries:
-        handles.append(Line2D([], [], color=CARRY_COLOUR, linestyle=(0, (4, 2)),
-                              label="carry (to the next layer)"))
+    """matplotlib's legend in one row under the bands; layout left room for it."""
+    handles = []
+    for label in legend(drawing):
+        if label == "data":
+            handles.append(Line2D([], [], color=EDGE_COLOUR, linewidth=0.8, label=label))
+        elif label == CARRY_LEGEND:
+            handles.append(Line2D([], [], color=CARRY_COLOUR, linestyle=(0, (4, 2)), label=label))
+        else:
+            style = style_of(label)
+            handles.append(Patch(facecolor=style.fill, edgecolor=style.stroke, label=label))
+    # handlelength + handletextpad + columnspacing = 1.6 + 0.8 + 1.2 em: layout's _LEGEND_KEY
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(MARGIN / 2, drawing.height),
               bbox_transform=ax.transData, ncol=len(handles), frameon=False,
-              prop={"family": MONO, "size": SUB_FONT}, handlelength=1.6, columnspacing=1.2)
+              prop={"family": MONO, "size": SUB_FONT}, handlelength=1.6, handletextpad=0.8,
+              columnspacing=1.2)
