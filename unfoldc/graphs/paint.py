@@ -98,10 +98,11 @@ def _draw_carry(ax, carry: Carry, first: bool) -> None:
         path=MplPath(carry.points), arrowstyle="-|>", mutation_scale=8, color=CARRY_COLOUR,
         linewidth=1.0, linestyle=(0, (4, 2)), zorder=3,
     ))
-    if first:  # left of the tail: the route itself turns right
+    if first:  # left of the tail, as the route turns right; over other carries' channels
         x, y = carry.points[0]
         ax.text(x - 3, y + 2, carry.label, fontsize=SUB_FONT, color=CARRY_COLOUR, ha="right",
-                va="top", family=MONO, parse_math=False, zorder=5)
+                va="top", family=MONO, parse_math=False, zorder=5,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
 
 
 def _draw_box(ax, box: Box) -> None:
