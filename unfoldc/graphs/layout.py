@@ -1,6 +1,7 @@
 """Where every box and edge of the iteration graph goes, in points, for matplotlib to draw.
 
-Placement comes from networkx and from the graph's own order; nothing is searched or iterated:
+Placement comes from networkx and from the graph's own order, with no crossing minimisation and
+no iterative placement of our own:
 
 - rows: each phase group (each layer when unrolled) is a band, and the rows of a band are the
   topological generations of its data edges (``nx.topological_generations``), so every data
@@ -45,6 +46,7 @@ CARRY_LEGEND = "carry (to the next layer)"
 _LEGEND_KEY = 4.0 * SUB_FONT  # a legend entry's key, padding and spacing (see paint.py)
 # The narrowest gap between two rows: the one between bands. Carry channels stay inside it.
 _MIN_GAP = min(_ROW_GAP, _BAND_BOTTOM + _BAND_GAP + _BAND_TOP)
+
 
 @dataclass(frozen=True)
 class Box:
@@ -126,9 +128,11 @@ def layout(g: nx.DiGraph) -> Drawing:
                 default=MARGIN)
     carries, lanes = _route_carries(g, boxes, right)
     drawing = Drawing(headline(g), 0.0, bottom + _LEGEND_H, boxes, band_boxes, data, carries)
-    wide = [right + (lanes + 1) * _LANE_GAP + MARGIN, _text_width(drawing.title, TITLE_FONT)]
-    wide.append(sum(_text_width(label, SUB_FONT) + _LEGEND_KEY for label in legend(drawing)))
-    return replace(drawing, width=max(wide))
+    # the right ends of the boxes and lanes, the title and the legend, then a margin
+    title = MARGIN + _text_width(drawing.title, TITLE_FONT)
+    keys = MARGIN / 2 + sum(_text_width(key, SUB_FONT) + _LEGEND_KEY for key in legend(drawing))
+    width = max(right + (lanes + 1) * _LANE_GAP, title, keys) + MARGIN
+    return replace(drawing, width=width)
 
 
 def _rows(g: nx.DiGraph) -> list[tuple[tuple, list[list[str]]]]:
@@ -239,7 +243,7 @@ def legend(drawing: Drawing) -> list[str]:
 
 
 def _text_width(text: str, size: float) -> float:
-    return 2 * MARGIN + len(text) * size * _CHAR
+    return len(text) * size * _CHAR
 
 
 # --- carry routes: down into the gap, right to a lane, through the gap above the reader -------
