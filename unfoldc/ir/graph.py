@@ -7,7 +7,7 @@ the next layer (so a rolled graph has a cycle per state). `unroll(program, K)` l
 layers, with per-layer trainables as separate nodes per layer.
 
 Node attributes: kind, label, shape, line, phase, layer, hoisted, per_layer (see
-unfoldc/ir/render.py for the formats that draw them).
+unfoldc/graphs/ for the formats that draw them).
 """
 
 from __future__ import annotations
