@@ -12,17 +12,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from unfoldc import __version__
-from unfoldc.diagnostics import (
+from unfoldc.diagnostics import UserError, render, use_color
+from unfoldc.usage import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
     EXIT_USER,
     UsageError,
-    UserError,
-    render,
-    use_color,
 )
+from unfoldc.version import __version__
 
 
 def _options(args):
@@ -66,9 +64,9 @@ def cmd_compile(args) -> int:
 
 def cmd_graph(args) -> int:
     """Print or draw the iteration graph."""
+    from unfoldc.graphs.render import FORMATS
+    from unfoldc.graphs.render import render as render_graph
     from unfoldc.ir.graph import GraphTooLarge
-    from unfoldc.ir.render import FORMATS
-    from unfoldc.ir.render import render as render_graph
     from unfoldc.pipeline import compile_file
 
     if args.unroll is not None and args.unroll < 1:  # too many: GraphTooLarge, with its size

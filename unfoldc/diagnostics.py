@@ -14,14 +14,6 @@ from dataclasses import dataclass, field
 
 from unfoldc.source import NO_SPAN, Source, Span
 
-# Exit codes of every command: 0 ok, 1 mistake in the user's spec or data, 2 usage, 3 internal
-# error. (`unfoldc check` adds its verdicts: see convergence/cli.py.)
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad command-line usage detected after argparse (exit code 2)."""
-
 # Stable codes. E01xx: reading and syntax; E02xx: names and roles; E03xx: shapes and operators;
 # E04xx: structure of the spec; W0xxx: warnings. docs/errors.md explains each one.
 CODES = {
@@ -53,6 +45,7 @@ CODES = {
     "E0403": "the spec has no layer body",
     "E0404": "a size or layer count is too large",
     "E0405": "an expression is too large once functions are inlined",
+    "E0406": "a per-layer schedule does not cover the layers",
     "W0001": "state is never updated",
     "W0002": "value is never used",
 }

@@ -11,12 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unfoldc.arguments import add_network_arguments, check_depth, given_paths, require_givens
-from unfoldc.diagnostics import EXIT_OK, EXIT_USER
+from unfoldc.usage import (
+    EXIT_OK,
+    EXIT_UNCERTIFIED,
+    EXIT_USER,
+    add_network_arguments,
+    check_depth,
+    given_paths,
+    require_givens,
+)
 
 # check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
-EXIT_FAIL, EXIT_UNCERTIFIED = 1, 4
-VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT_UNCERTIFIED}
+VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_USER, "uncertified": EXIT_UNCERTIFIED}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +37,7 @@ def run(args) -> int:
     if args.layers is not None:  # before anything is built: --layers 1000000000000 is refused
         check_depth("--layers", args.layers)
     art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
-    an = derive(art.program)
+    an = derive(art.optimized)  # as the generated report does, after enforcement
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
@@ -55,10 +61,10 @@ def run(args) -> int:
 
 
 def _evaluate(art, paths: dict[str, str], args):
-    from unfoldc.loader import _class_from
+    from unfoldc.loader import class_from
     from unfoldc.train import operands
 
-    model = operands.build_from_files(_class_from(art), paths, args.weights, args.layers)
+    model = operands.build_from_files(class_from(art), paths, args.weights, args.layers)
     return model.convergence_report()
 
 

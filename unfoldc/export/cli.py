@@ -10,9 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unfoldc.arguments import add_network_arguments, check_depth, given_paths, require_givens
-from unfoldc.diagnostics import EXIT_OK, EXIT_USER, Diagnostic, UsageError, render, use_color
+from unfoldc.diagnostics import Diagnostic, render, use_color
 from unfoldc.source import NO_SPAN
+from unfoldc.usage import (
+    EXIT_OK,
+    EXIT_USER,
+    UsageError,
+    add_network_arguments,
+    check_depth,
+    given_paths,
+    require_givens,
+)
 
 FORMATS = ("onnx", "pt2")
 DTYPES = ("float32", "float64")

@@ -1,16 +1,33 @@
-"""Command-line values that several subcommands share, checked before anything is built.
+"""What every command-line front end shares: exit codes, the usage error, the depth check.
 
-`add_network_arguments` declares how `unfoldc check` and `unfoldc export` build a network;
-`check_depth` checks `--layers`-like depths, and `given_paths` the repeated
-`--given NAME=FILE.npy`. The checks raise `UsageError`.
+It lives below `unfoldc.cli` and the subcommand modules (`convergence/cli.py`, `train/cli.py`,
+`export/cli.py`) so that they import it instead of each other. `add_network_arguments`,
+`given_paths` and `require_givens` are how `unfoldc check` and `unfoldc export` take the network
+to build (`--given NAME=FILE.npy`, `--weights`, `--layers`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from unfoldc.diagnostics import UsageError
 from unfoldc.limits import MAX_LAYERS
+
+# 0 ok, 1 a mistake in the user's spec or data (or `check`: a violated condition), 2 usage,
+# 3 internal error (a compiler bug), 4 `check`: uncertified.
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_UNCERTIFIED = 0, 1, 2, 3, 4
+
+
+class UsageError(Exception):
+    """Bad command-line usage detected after argparse (exit code 2)."""
+
+
+def check_depth(option: str, layers: int) -> None:
+    """A depth given on the command line: positive and at most MAX_LAYERS (a usage error)."""
+    if layers < 1:
+        raise UsageError(f"{option} takes a positive number")
+    if layers > MAX_LAYERS:
+        raise UsageError(f"{option} {layers} is more than {MAX_LAYERS} layers, the most "
+                         "unfoldc builds (every layer keeps its parameters and activations)")
 
 
 def add_network_arguments(p: argparse.ArgumentParser, verb: str) -> None:
@@ -24,15 +41,6 @@ def add_network_arguments(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("--enforce-convergence", action="store_true",
                    help=f"{verb} the network as compiled (and trained) with "
                    "--enforce-convergence")
-
-
-def check_depth(option: str, layers: int) -> None:
-    """A depth given on the command line: positive and at most MAX_LAYERS (a usage error)."""
-    if layers < 1:
-        raise UsageError(f"{option} takes a positive number")
-    if layers > MAX_LAYERS:
-        raise UsageError(f"{option} {layers} is more than {MAX_LAYERS} layers, the most "
-                         "unfoldc builds (every layer keeps its parameters and activations)")
 
 
 def given_paths(texts: list[str], names: list[str]) -> dict[str, str]:
