@@ -132,7 +132,7 @@ class ConvergenceEmitter:
         w("precision = like.dtype if precision is None else precision")
         w("if like.dtype != torch.float64:  # in float64, rounding never undercuts a bound")
         w(f"    return copy.deepcopy(self).double().{METHOD}(num_layers, precision)")
-        w("K = self.num_layers if num_layers is None else num_layers")
+        w("K = self._depth(num_layers)  # past the built depth, layers repeat the last one")
         w(f"{self.eps} = torch.finfo(precision).eps")
         if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
             w(f"{self.tol} = 10 * {self.eps} ** 0.5")
@@ -155,8 +155,7 @@ class ConvergenceEmitter:
         for code, name in hoisted.items():
             _assign(w, name, code)
         for sym, stack in self.stacks.items():
-            w(f"{stack} = torch.stack([{self.layer}.{self.em.n(sym)} "
-              f"for {self.layer} in self.layers[:K]])")
+            w(f"{stack} = torch.stack([self._layer(k).{self.em.n(sym)} for k in range(K)])")
         for code, name in self.stacked.items():
             _assign(w, name, code)
         for s, init in self._schedule_inits(pr):
@@ -167,7 +166,7 @@ class ConvergenceEmitter:
         schedule = self._schedule_code(pr)  # before binding: it may read per-layer values
         bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
         if bound:
-            w(f"{self.layer} = self.layers[k]")
+            w(f"{self.layer} = self._layer(k)")
             for s in bound:
                 w(f"{em.n(s.name)} = {self.layer}.{em.n(s.name)}")
         for code, name in self.per_layer_values.items():
