@@ -329,6 +329,7 @@ class ModuleEmitter:
         w.indent()
         w("super().__init__()")
         w("self.num_layers = num_layers")
+        w("self.last_safeguard = None  # per layer, samples that fell back (last safeguarded call)")
         givens = p.by_role("given")
         for s in givens:
             w(f"{self.n(s.name)} = torch.as_tensor({self.n(s.name)})")
