@@ -255,3 +255,13 @@ def test_fit_trains_with_the_safeguard(tmp_path):
     assert config["safeguard"] is True and config["safeguard_delta"] == 0.2
     assert len(result.metrics["nmse_db"]) == 3
     assert len(model.last_safeguard) == 3  # the test metrics ran safeguarded too
+
+
+def test_safeguard_with_checkpointing_and_a_learned_net():
+    H, x = problem()
+    model = perturb(load("ista_correction")(H=H, num_layers=3), 0.5)
+    plain = model(x, num_layers=6, safeguard=True)
+    counts = model.last_safeguard
+    assert len(counts) == 6
+    torch.testing.assert_close(model(x, num_layers=6, safeguard=True, checkpoint=True), plain)
+    assert model.last_safeguard == counts
