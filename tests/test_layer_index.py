@@ -362,3 +362,14 @@ def test_classical_periodic_copy_and_the_index_in_the_body():
                                gd_step(Ht, xt, s, 0.5 / 4 + 0.1 + 0.2 * 3 / 5))
     with pytest.raises(ValueError, match=r"t\.unf:8: `steps\[layer\]`.* 6 entries for 9 layers"):
         body.convergence_report(num_layers=9)
+
+
+def test_a_schedule_read_only_by_a_condition_is_checked_by_the_report_past_the_depth():
+    text = BODY.replace("(mu / (layer + 1) + steps[layer])", "mu").replace(
+        "layers 6:", "require steps[layer] >= 0\nlayers 6:")
+    H, x = problem()
+    model = _load_text(text)(H=torch.tensor(H), steps=torch.linspace(0.1, 0.3, 6, dtype=F64))
+    assert len(model.convergence_report().conditions) >= 1
+    model(torch.tensor(x), num_layers=9)  # the layers never read `steps`
+    with pytest.raises(ValueError, match=r"t\.unf:7: `steps\[layer\]`.* 6 entries for 9 layers"):
+        model.convergence_report(num_layers=9)  # line 7: the require

@@ -445,6 +445,13 @@ class ModuleEmitter:
         read entries 0..count-1."""
         return [(v, a.line, count) for a in self.p.body for v in _indexed(a.value)]
 
+    def condition_schedules(self, count: str) -> list[tuple[Expr, int, str]]:
+        """Like body_schedules, for the vectors only `require` / `assume` conditions index by
+        `layer`: the report evaluates them at each of its `count` layers."""
+        body = {v for v, _, _ in self.body_schedules(count)}
+        return [(v, c.line, count) for c in self.p.conditions for e in (c.lhs, c.rhs)
+                for v in _indexed(e) if v not in body]
+
     def check_schedules(self, w: Writer, found, scope: str) -> None:
         """A located ValueError when a vector indexed by `layer` is shorter than the layers
         that read it (`scope`: "setup" in __init__, "forward" in the methods that run layers)."""
@@ -461,8 +468,12 @@ class ModuleEmitter:
             shown = text if text.isidentifier() else f"({text})"
             where = _braces(f"{self.p.source_name}:{line}")
             w(f"if {code}.shape[-1] < {copies}:")
-            parts = [f"{where}: `{shown}[layer]` reads entry k in layer k, but ",
-                     f"`{text}` has {{{code}.shape[-1]}} entries for {{{copies}}} layers; ",
+            has = f"`{text}` has {{{code}.shape[-1]}} entries "
+            per = f"for {{{copies}}} layers; "
+            middle = [has + per]
+            if 4 * w.depth + 26 + len(literal(has + per)) > 100:  # the line of the continuation
+                middle = [has, per]  # keep the file within 100 columns
+            parts = [f"{where}: `{shown}[layer]` reads entry k in layer k, but ", *middle,
                      "give it at least one entry per layer"]
             w(f"    raise ValueError(f{literal(parts[0])}")
             for part in parts[1:]:

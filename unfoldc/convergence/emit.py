@@ -134,6 +134,7 @@ class ConvergenceEmitter:
         w("if like.dtype != torch.float64:  # in float64, rounding never undercuts a bound")
         w(f"    return copy.deepcopy(self).double().{METHOD}(num_layers, precision)")
         w("K = self._depth(num_layers)  # past the built depth, layers repeat the last one")
+        self.em.check_schedules(w, self.em.condition_schedules("K"), "forward")
         w(f"{self.eps} = torch.finfo(precision).eps")
         if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
             w(f"{self.tol} = 10 * {self.eps} ** 0.5")
