@@ -266,6 +266,9 @@ class ModuleEmitter:
         if self.layer_nets or self.shared_nets:
             w("Nets are frozen copies of their initial weights (a per-layer net: layer 0's); for a")
             w("zero_last net that is the classical update itself.")
+        if any(reads_layer(s.init) for s in self.per_layer):
+            w("An initial value that reads `layer` is stacked, one entry per layer (per copy of a")
+            w("periodic trainable): `_layer(k, classical=True)` takes layer k's.")
         w('"""')
         w()
         w(f"def __init__(self, {', '.join(names)}):")
