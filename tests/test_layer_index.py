@@ -127,7 +127,9 @@ def test_layer_in_the_body_matches_the_interpreter_and_numpy():
     steps = np.linspace(0.1, 0.3, 6)
     cls = _load_text(BODY)
     model = cls(H=torch.tensor(H), steps=torch.tensor(steps))
-    assert "for layer_index in range(K):" in cls.artifacts.code
+    # the index reaches the layer step inside the layer view, learned or classical
+    assert "layer_index = layer.k  # the layer index `layer`" in cls.artifacts.code
+    assert "return DECAYLayerAt(k)" in cls.artifacts.code
     got = model(torch.tensor(x))
     want = interpret(cls.artifacts.program, {"H": H, "steps": steps}, {"x": torch.tensor(x)})
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
@@ -280,3 +282,94 @@ def test_graphs_build_and_periodic_copies_are_shared_when_unrolled(unroll):
     assert gammas == ["L0:gamma", "L1:gamma", "L2:gamma"]
     assert g.nodes["L1:gamma"]["label"] == "gamma : scalar periodic 3"
     assert any(src == "L1:gamma" and dst.startswith("L4:") for src, dst in g.edges)
+
+
+# ---- with the layer map of issue 11: depth beyond the built one, the classical layer -----------
+def gd_step(H, x, s, gamma):
+    """One gradient step on 0.5 ||H s - x||^2 with step gamma, batched."""
+    return s - gamma * (s @ H.T - x) @ H
+
+
+def test_periodic_layer_k_past_the_built_depth_takes_copy_k_mod_t():
+    H, x = problem()
+    steps = [0.2, 0.35, 0.5]
+    model = _periodic(H, steps, K=5)
+    with torch.no_grad():
+        model.layers[4].c.fill_(0.8)  # the last layer's own value, reused past the depth
+    for k in range(11):
+        view = model._layer(k)
+        assert view.k == k
+        torch.testing.assert_close(view.gamma, model.layers[k % 3].gamma)
+        torch.testing.assert_close(view.beta, model.layers[k % 2].beta)
+        torch.testing.assert_close(view.c, model.layers[min(k, 4)].c)
+    got = model(torch.tensor(x), num_layers=11)
+    gammas = [float(model.layers[j].gamma.detach()) for j in range(3)]  # float32 steps
+    schedule = [gammas[k % 3] * (0.8 if k >= 4 else 1.0) for k in range(11)]
+    torch.testing.assert_close(got, torch.tensor(numpy_gd(H, x, schedule)), rtol=1e-12,
+                               atol=1e-12)
+    lmax = float(np.linalg.eigvalsh(H.T @ H)[-1])
+    bad = _periodic(H, [0.05 / lmax, 3.5 / lmax, 0.05 / lmax], K=5)  # copy 1 too large
+    assert bad.convergence_report(num_layers=11).failing_layers == [1, 4, 7, 10]
+
+
+def test_fewer_layers_than_the_period_reuse_the_last_copy_past_the_depth():
+    H, x = problem()
+    model = _periodic(H, [0.2, 0.35, 0.5], K=2)
+    schedule = [float(model._layer(k).gamma.detach()) for k in range(5)]
+    # copies 0, 1 exist: layer k uses min(k mod 3, 1)
+    assert schedule == pytest.approx([0.2, 0.35, 0.35, 0.2, 0.35])
+    torch.testing.assert_close(model(torch.tensor(x), num_layers=5),
+                               torch.tensor(numpy_gd(H, x, schedule)), rtol=1e-12, atol=1e-12)
+
+
+def test_classical_layer_k_starts_from_the_schedule_entry_k():
+    """classical = each trainable's initial value in that layer: `steps[k]` for DUGD's gamma."""
+    H, x = problem()
+    steps = chebyshev_steps(H, 8)
+    model = unfoldc.load(EXAMPLES / "dugd.unf")(H=torch.tensor(H), steps=torch.tensor(steps))
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.gamma_log.fill_(0.3)  # training moved every step
+    xt, s = torch.tensor(x), torch.tensor(x) @ torch.tensor(H)
+    Ht = torch.tensor(H)
+    for k in (0, 5, 7):
+        torch.testing.assert_close(model.classical_step(xt, s, k=k),
+                                   gd_step(Ht, xt, s, steps[k]), rtol=1e-12, atol=1e-12)
+    # past the built depth the classical layer is the last one, like the learned layers
+    torch.testing.assert_close(model.classical_step(xt, s, k=12), gd_step(Ht, xt, s, steps[7]))
+    with pytest.raises(TypeError):
+        model.classical_step(xt, s)  # the index is required: layers differ
+    # the safeguard compares layer k with classical layer k; the untrained net never falls back
+    fresh = unfoldc.load(EXAMPLES / "dugd.unf")(H=Ht, steps=torch.tensor(steps))
+    torch.testing.assert_close(fresh(xt, safeguard=True, safeguard_delta=1e-9), fresh(xt))
+    # beyond the depth DUGD's learned steps need no schedule entry: the last layer repeats
+    model(xt, num_layers=12, safeguard=True)
+    assert len(model.last_safeguard) == 12
+
+
+def test_classical_periodic_copy_and_the_index_in_the_body():
+    H, x = problem()
+    xt, Ht = torch.tensor(x), torch.tensor(H)
+    s = xt @ Ht
+    model = _periodic(H, [0.2, 0.35, 0.5], K=5)
+    with torch.no_grad():
+        model.layers[1].gamma_log.fill_(1.0)
+    for k in range(7):  # gamma's copy k mod 3 at its initial value, beta = 0.5, c = 1
+        torch.testing.assert_close(model.classical_step(xt, s, k=k),
+                                   gd_step(Ht, xt, s, [0.2, 0.35, 0.5][k % 3]))
+    body = _load_text(BODY)(H=Ht, steps=torch.linspace(0.1, 0.3, 6, dtype=F64))
+    torch.testing.assert_close(body.classical_step(xt, s, k=3),
+                               gd_step(Ht, xt, s, 0.5 / 4 + 0.1 + 0.2 * 3 / 5))
+    with pytest.raises(ValueError, match=r"t\.unf:8: `steps\[layer\]`.* 6 entries for 9 layers"):
+        body.convergence_report(num_layers=9)
+
+
+def test_a_schedule_read_only_by_a_condition_is_checked_by_the_report_past_the_depth():
+    text = BODY.replace("(mu / (layer + 1) + steps[layer])", "mu").replace(
+        "layers 6:", "require steps[layer] >= 0\nlayers 6:")
+    H, x = problem()
+    model = _load_text(text)(H=torch.tensor(H), steps=torch.linspace(0.1, 0.3, 6, dtype=F64))
+    assert len(model.convergence_report().conditions) >= 1
+    model(torch.tensor(x), num_layers=9)  # the layers never read `steps`
+    with pytest.raises(ValueError, match=r"t\.unf:7: `steps\[layer\]`.* 6 entries for 9 layers"):
+        model.convergence_report(num_layers=9)  # line 7: the require

@@ -60,7 +60,6 @@ class ConvergenceEmitter:
         # values that change from layer to layer (`layer` is the layer index: a reserved name)
         self.per_layer = ({s.name for s in em.per_layer + em.layer_nets}
                           | set(self.an.layer.schedule) | {"layer"})
-        self.periods = {s.name: s.period for s in em.per_layer if s.period is not None}
         self.dims_known = {b.dim for b in self.p.dims
                            if self.p.symbol(b.symbol).role == "given"}
         self.conditions = [c for c in self.an.conditions if self._evaluable(c)]
@@ -134,7 +133,8 @@ class ConvergenceEmitter:
         w("precision = like.dtype if precision is None else precision")
         w("if like.dtype != torch.float64:  # in float64, rounding never undercuts a bound")
         w(f"    return copy.deepcopy(self).double().{METHOD}(num_layers, precision)")
-        w("K = self.num_layers if num_layers is None else num_layers")
+        w("K = self._depth(num_layers)  # past the built depth, layers repeat the last one")
+        self.em.check_schedules(w, self.em.condition_schedules("K"), "forward")
         w(f"{self.eps} = torch.finfo(precision).eps")
         if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
             w(f"{self.tol} = 10 * {self.eps} ** 0.5")
@@ -157,12 +157,7 @@ class ConvergenceEmitter:
         for code, name in hoisted.items():
             _assign(w, name, code)
         for sym, stack in self.stacks.items():
-            if sym in self.periods:  # layer j uses the copy of layer j mod T
-                w(f"{stack} = torch.stack([self.layers[j % {self.periods[sym]}]."
-                  f"{self.em.n(sym)} for j in range(K)])")
-                continue
-            w(f"{stack} = torch.stack([{self.layer}.{self.em.n(sym)} "
-              f"for {self.layer} in self.layers[:K]])")
+            w(f"{stack} = torch.stack([self._layer(k).{self.em.n(sym)} for k in range(K)])")
         for code, name in self.stacked.items():
             _assign(w, name, code)
         for s, init in self._schedule_inits(pr):
@@ -174,12 +169,9 @@ class ConvergenceEmitter:
         bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
         if "layer" in self.loop_reads:
             w(f"{em.layer_index} = k  # the layer index `layer`")
-        if any(s.name not in self.periods for s in bound):
-            w(f"{self.layer} = self.layers[k]")
-        for s in bound:
-            if s.name in self.periods:
-                w(f"{em.n(s.name)} = self.layers[k % {self.periods[s.name]}].{em.n(s.name)}")
-            else:
+        if bound:
+            w(f"{self.layer} = self._layer(k)")
+            for s in bound:
                 w(f"{em.n(s.name)} = {self.layer}.{em.n(s.name)}")
         for code, name in self.per_layer_values.items():
             _assign(w, name, code)

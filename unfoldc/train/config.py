@@ -53,6 +53,10 @@ class TrainConfig:
         decay: layer-wise per-later-layer lr decay (0.3 in the reference code).
         shared: layer-wise policy for shared parameters, `first` or `refine` (see schemes.py).
         grad_checkpoint: recompute each layer in backward (`forward(..., checkpoint=True)`).
+        safeguard: train, validate and test with the safeguard on (`forward(...,
+            safeguard=True)`: a layer's update is kept per sample only where it shrinks the
+            classical layer's fixed-point residual, Heaton et al. 2023).
+        safeguard_delta: the safeguard's delta in (0, 1) (`forward(..., safeguard_delta=)`).
         divergence_factor: a loss that rises above the stage's first loss by more than this
             multiple of the first loss's magnitude is divergence.
         classical_layers: layers for the "run to convergence" classical baseline (0: skip).
@@ -81,6 +85,8 @@ class TrainConfig:
     decay: float = 0.3
     shared: str = "first"
     grad_checkpoint: bool = False
+    safeguard: bool = False
+    safeguard_delta: float = 0.1
     divergence_factor: float = 1e4
     classical_layers: int = 1000
     mapping: dict[str, str] | None = None
@@ -100,6 +106,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"unknown lr schedule `{self.lr_schedule}`; use one of "
                               f"{', '.join(LR_SCHEDULES)}")
+        if not 0 < self.safeguard_delta < 1:
+            raise ConfigError(f"`safeguard_delta` must lie in (0, 1), got {self.safeguard_delta}")
         if not 0 < self.decay <= 1:
             raise ConfigError(f"`decay` must lie in (0, 1], got {self.decay}")
         if any(not (f > 0 and math.isfinite(f)) for f in self.refine):
@@ -114,6 +122,10 @@ class TrainConfig:
         if not isinstance(self.layer_weights, str):
             data["layer_weights"] = [float(w) for w in self.layer_weights]
         return data
+
+    def safeguarded(self) -> float | None:
+        """The safeguard's delta when the run is safeguarded, else None."""
+        return self.safeguard_delta if self.safeguard else None
 
     def fingerprint(self) -> dict:
         """The options a resumed run must share with the interrupted one."""

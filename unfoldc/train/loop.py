@@ -149,7 +149,7 @@ class Trainer:
         local = self.ranks.shard(batch)
         loss = self.criterion(self.model, self.binding.model_inputs(local),
                               self.binding.model_targets(local), norms, stage,
-                              self.config.grad_checkpoint)
+                              self.config.grad_checkpoint, self.config.safeguarded())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trained = [p for group in optimizer.param_groups for p in group["params"]]
@@ -224,7 +224,8 @@ class Trainer:
     def _validate(self, stage: Stage) -> dict:
         """Validation value at layer g; NMSE in dB, or the objective when unsupervised."""
         self.model.eval()
-        result = evaluate(self.model, self.task.val, self.binding, stage.num_layers)
+        result = evaluate(self.model, self.task.val, self.binding, stage.num_layers,
+                          safeguard=self.config.safeguarded())
         self.model.train()
         record = {}
         if result["nmse_db"] is not None:
