@@ -9,6 +9,7 @@ Indicators are checked through feasibility and the projection inequality
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -49,6 +50,13 @@ def sq(u):
 
 
 WEIGHT = torch.tensor([0.0, 0.5, 1.0, 2.0, 0.3, 1.5], dtype=F64)
+Y0 = torch.tensor([0.4, -1.2, 0.0, 2.5, -0.3, 0.9], dtype=F64)  # a translation / data vector
+A0 = torch.linspace(-1.0, 1.3, 4 * N, dtype=F64).reshape(4, N).sin()  # a 4 x N operator
+Y4 = torch.tensor([1.0, -0.5, 0.25, 2.0], dtype=F64)  # data of A0 @ u
+Z0 = torch.linspace(-1.0, 1.0, H * W, dtype=F64).reshape(H, W)  # a matrix translation
+# given name -> (declared type, value)
+GIVENS = {"wt": ("vector[n]", WEIGHT), "y0": ("vector[n]", Y0), "A0": ("matrix[k, n]", A0),
+          "y4": ("vector[k]", Y4), "Z0": ("matrix[h, w]", Z0)}
 
 
 @dataclass
@@ -114,17 +122,60 @@ CASES = {
                                 separable=False, feasible=feasible_simplex),
     "l2ball_plus_sqnorm": Case("ind_l2ball(v, 0.8) + sqnorm(v)", lambda u: ball(0.8)(u) + sq(u),
                                separable=False, feasible=feasible_ball(0.8)),
+    "two_sqnorms_and_norm1": Case("norm1(v) + sqnorm(v) + 2 * sqnorm(v)",
+                                  lambda u: l1(u) + 3 * sq(u)),
+    # quadratics and translations (issue 12, construct 7)
+    "half_sqnorm_translated": Case("0.5 * sqnorm(v - y0)", lambda u: 0.5 * sq(u - Y0)),
+    "sqnorm_reversed": Case("rho * sqnorm(y0 - v)", lambda u: 0.4 * sq(Y0 - u)),
+    "sqnorm_plus_offset": Case("sqnorm(v + y0)", lambda u: sq(u + Y0)),
+    "two_translated_sqnorms": Case("0.5 * sqnorm(v - y0) + sqnorm(v - wt)",
+                                   lambda u: 0.5 * sq(u - Y0) + sq(u - WEIGHT)),
+    "norm1_plus_translated_sqnorm": Case("rho * norm1(v) + 0.5 * sqnorm(v - y0)",
+                                         lambda u: 0.4 * l1(u) + 0.5 * sq(u - Y0)),
+    "least_squares": Case("0.5 * sqnorm(A0 @ v - y4)", lambda u: 0.5 * sq(u @ A0.T - Y4),
+                          separable=False),
+    "least_squares_no_data": Case("2 * sqnorm(A0 @ v)", lambda u: 2 * sq(u @ A0.T),
+                                  separable=False),
+    "least_squares_reversed": Case("sqnorm(y4 - A0 @ v) / 2", lambda u: sq(Y4 - u @ A0.T) / 2,
+                                   separable=False),
+    "ridge_least_squares": Case("0.5 * sqnorm(A0 @ v - y4) + rho * sqnorm(v - y0)",
+                                lambda u: 0.5 * sq(u @ A0.T - Y4) + 0.4 * sq(u - Y0),
+                                separable=False),
+    "norm1_translated": Case("norm1(v - y0)", lambda u: l1(u - Y0)),
+    "norm1_translated_by_scalar": Case("norm1(v - 0.5)", lambda u: l1(u - 0.5)),
+    "weighted_norm1_translated": Case("rho * norm1(wt * (v - y0))",
+                                      lambda u: 0.4 * (WEIGHT * (u - Y0)).abs().sum(-1)),
+    "norm2_translated": Case("norm2(v - y0)", lambda u: (u - Y0).norm(dim=-1), separable=False),
+    "nucnorm_translated": Case("nucnorm(V - Z0)", lambda U: nuc(U - Z0), separable=False,
+                               matrix=True),
+    "box_translated": Case("ind_box(v - y0, -0.5, 0.3)", lambda u: box(-0.5, 0.3)(u - Y0),
+                           feasible=lambda k, g: Y0 + feasible_box(-0.5, 0.3)(k, g)),
+    "l2ball_translated": Case("ind_l2ball(v - y0, 0.8)", lambda u: ball(0.8)(u - Y0),
+                              separable=False,
+                              feasible=lambda k, g: Y0 + feasible_ball(0.8)(k, g)),
+    "norm1_plus_box_translated": Case(
+        "0.5 * norm1(v - y0) + ind_box(v - y0, -0.2, 0.5)",
+        lambda u: 0.5 * l1(u - Y0) + box(-0.2, 0.5)(u - Y0),
+        feasible=lambda k, g: Y0 + feasible_box(-0.2, 0.5)(k, g)),
+    "translated_plus_translated_sqnorm": Case(
+        "norm2(v - y0) + sqnorm(v - wt)", lambda u: (u - Y0).norm(dim=-1) + sq(u - WEIGHT),
+        separable=False),
 }
 
 
 def spec(case: Case) -> str:
     typ = "matrix[h, w]" if case.matrix else "vector[n]"
     var = "V" if case.matrix else "v"
+    givens = [f"given {k} : {t}" for k, (t, _) in GIVENS.items() if _reads(case.body, k)]
     return "\n".join([
-        "algorithm P", "given wt : vector[n]" if "wt" in case.body else "",
+        "algorithm P", *givens,
         f"input z : {typ}", f"state s : {typ} = z", "param rho : scalar = 0.4",
         f"param c : scalar = {C}", f"func g({var} : {typ}) = {case.body}", "layers 1:",
         "    s <- prox(c * g, s)", "output s"]) + "\n"
+
+
+def _reads(body: str, name: str) -> bool:
+    return re.search(rf"\b{name}\b", body) is not None
 
 
 def prox_at(case: Case, z: torch.Tensor) -> torch.Tensor:
@@ -132,7 +183,7 @@ def prox_at(case: Case, z: torch.Tensor) -> torch.Tensor:
     default = torch.get_default_dtype()
     torch.set_default_dtype(F64)  # without givens, parameters take the default dtype
     try:
-        model = cls(wt=WEIGHT) if "wt" in cls.GIVENS else cls()
+        model = cls(**{k: v for k, (_, v) in GIVENS.items() if k in cls.GIVENS})
     finally:
         torch.set_default_dtype(default)
     with torch.no_grad():
@@ -216,7 +267,11 @@ UNSUPPORTED = {
     "exp": "sum(exp(v))",
     "composite": "norm1(H2 @ v)",
     "negative": "sqnorm(v) - norm1(v)",
-    "two_sqnorms_and_norm1": "norm1(v) + sqnorm(v) + 2 * sqnorm(v)",
+    "least_squares_plus_norm1": "0.5 * sqnorm(H2 @ v - z) + norm1(v)",
+    "two_least_squares": "sqnorm(H2 @ v) + sqnorm(H2.T @ v)",
+    "mixed_translations": "norm1(v - z) + norm2(v)",
+    "translated_and_not": "norm1(v - z) + ind_box(v, 0, 1)",
+    "least_squares_right": "sqnorm(v @ H2)",
 }
 
 
