@@ -36,7 +36,7 @@ from unfoldc.convergence.quantity import (
     q_symbols,
 )
 from unfoldc.ir.expr import Op, Sym, symbols
-from unfoldc.ir.types import SCALAR
+from unfoldc.ir.types import SCALAR, dim_names
 
 METHOD = "convergence_report"
 
@@ -278,7 +278,7 @@ class ConvergenceEmitter:
         dims = {s.name for s in reads if s.role == "dim"}
         dims |= {d for s in reads if s.role in ("given", "train") for d in s.type.dims}
         dims |= {d for c in self.conditions for lin in _lins(c) for d in [lin.dim]}
-        self.em._bind_dims(w, {d for d in dims if isinstance(d, str)} & self.dims_known,
+        self.em._bind_dims(w, {n for d in dims for n in dim_names(d)} & self.dims_known,
                            ("given",), "self.")
         for a in reversed(lets):
             w(f"{self.em.n(a.target)} = {self.em.setup_value(pr, a.value)}")

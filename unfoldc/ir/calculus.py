@@ -17,7 +17,7 @@ import sympy
 
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.retype import retype
-from unfoldc.ir.types import SCALAR, Type
+from unfoldc.ir.types import SCALAR, DimSum, Type
 
 
 class Unsupported(Exception):
@@ -31,6 +31,8 @@ class Gradient:
 
 
 def _dim(d):
+    if isinstance(d, DimSum):
+        return d.scale * _dim(d.name) + d.offset
     return sympy.Integer(d) if isinstance(d, int) else sympy.Symbol(d, integer=True, positive=True)
 
 

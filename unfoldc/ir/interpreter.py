@@ -19,6 +19,7 @@ import torch
 
 from unfoldc.ir.expr import Const, Expr, Op, Sym
 from unfoldc.ir.program import Program
+from unfoldc.ir.types import DimSum
 from unfoldc.ops import OPS, semantics_fn
 
 Env = dict[str, object]
@@ -47,6 +48,8 @@ class Interpreter:
         self.p, self.dims, self.dtype = program, dims, dtype
 
     def size(self, d) -> int:
+        if isinstance(d, DimSum):
+            return d.size(self.dims.__getitem__)
         return d if isinstance(d, int) else self.dims[d]
 
     def eval(self, e: Expr, env: Env) -> torch.Tensor:
