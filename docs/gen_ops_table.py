@@ -60,6 +60,9 @@ def lipschitz(d: OpDef) -> str:
         return f"{lip.const:g}-Lipschitz (not a prox)"
     if lip.kind == "minmax":
         return "1-Lipschitz, other operand state-free"
+    if lip.kind == "linear":
+        what = f"{'-' if lip.sign < 0 else ''}{lip.factor}^T" if lip.adjoint else "linear"
+        return f"{what}, norm <= {lip.const:.4g}"
     return f"not analyzed: {lip.why}" if lip.why else ""
 
 

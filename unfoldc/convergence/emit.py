@@ -22,7 +22,15 @@ from pathlib import Path
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.codegen.text import docstring
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
-from unfoldc.convergence.linear import ONE, Lin, mono_transpose
+from unfoldc.convergence.linear import (
+    LINOP,
+    ONE,
+    Lin,
+    has_linop,
+    linop_norm,
+    mono_psd,
+    mono_transpose,
+)
 from unfoldc.convergence.quantity import (
     QBlock,
     QEig,
@@ -73,7 +81,7 @@ class ConvergenceEmitter:
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
-        ok_roles = {"given", "param", "let", "train", "const", "net"}
+        ok_roles = {"given", "param", "let", "train", "const", "net", LINOP}
         for s in _reads(c):
             if s.role == "dim" and s.name not in self.dims_known:
                 self._skip(c, f"its size `{s.name}` is only known from the inputs")
@@ -379,6 +387,8 @@ class ConvergenceEmitter:
             for _, c in lin.terms:
                 total = c if total is None else Op("add", (total, c), SCALAR)
             return f"abs({pr(total)})"
+        if any(has_linop(m) for m, _ in lin.terms):
+            return self._linop_bound(lin, pr)
         parts = dict(lin.terms)
         mono = [m for m in parts if m != ()]
         if len(mono) == 1 and mono[0] == mono_transpose(mono[0]):
@@ -412,8 +422,23 @@ class ConvergenceEmitter:
             self.stacked[code] = self.em.ns.fresh(f"q{n}")
         return f"{self.stacked[code]}[k]"
 
+    def _linop_bound(self, lin: Lin, pr) -> str:
+        """sum_k |c_k| prod_j ||F_kj||: the triangle inequality and submultiplicativity, with the
+        table's norm bound for an abstract operator (diff, grad2d) and opnorm for a matrix."""
+        terms = []
+        for m, c in lin.terms:
+            norms = [format_number(linop_norm(f)) if linop_norm(f) is not None
+                     else f"{self.r}.opnorm({pr(f)})" for f in m]
+            terms.append(" * ".join([f"abs({pr(c)})", *norms]))
+        return "(" + " + ".join(terms) + ")" if terms else "0.0"
+
     def _range_code(self, lin: Lin, pr) -> str:
         """The eigenvalue range of a symmetric operator; B.T @ B from B alone (matrix-free)."""
+        if any(has_linop(m) for m, _ in lin.terms):
+            # an interval that contains the spectrum: [0, bound] for K^T K (PSD), else +-bound
+            bound = self._linop_bound(lin, pr)
+            psd = len(lin.terms) == 1 and lin.terms[0][1] == ONE and mono_psd(lin.terms[0][0])
+            return f"({'0.0' if psd else f'-{bound}'}, {bound})"
         if len(lin.terms) == 1 and lin.terms[0][1] == ONE:
             m = lin.terms[0][0]
             if len(m) == 2 and isinstance(m[1], Sym) and m[0] == mono_transpose(m[1:])[0]:
