@@ -566,7 +566,30 @@ DR_RESOLVENT = {"solve": "solve(I + g * H.T @ H, z + g * H.T @ x)",
 DR_RELAX = {"increment": "z + lam * (w - s)", "convex": "(1 - lam) * z + lam * (z + w - s)"}
 
 
+# Douglas-Rachford with `prox` on both sides (issue 12): prox(g * f, z) of the least-squares term
+# is the resolvent solve(I + g H^T H, z + g H^T x), prox(g * r, .) of rho * norm1 is soft.
+DR_PROX = """
+algorithm DOUGLAS_RACHFORD_PROX "relaxed Douglas-Rachford for the LASSO, prox on both sides"
+given  H : matrix[m, n]
+input  x : vector[m]
+state  z : vector[n] = 0
+param  g : scalar = 1
+param  rho : scalar = 0.1
+param  lam : scalar = 1
+func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)
+func   r(u : vector[n]) = rho * norm1(u)
+layers 16:
+    s = prox(g * f, z)
+    w = prox(g * r, 2 * s - z)
+    z <- {relax}
+output z
+"""
+DR_RESOLVENT["prox"] = "prox"  # DR_PROX: the resolvent is written `prox(g * f, z)`
+
+
 def dr_spec(resolvent: str, relax: str) -> str:
+    if resolvent == "prox":
+        return DR_PROX.replace("{relax}", DR_RELAX[relax])
     return DR.replace("{resolvent}", DR_RESOLVENT[resolvent]).replace("{relax}", DR_RELAX[relax])
 
 

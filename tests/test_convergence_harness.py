@@ -56,6 +56,7 @@ SUBSET = {
     "admm_increment": ["lam=1.95,beta=3.0", "lam=2.5,beta=0.3"],
     "dr_solve_increment": ["lam=1.5,gamma=0.3", "lam=2.5,gamma=3.0"],
     "dr_inv_convex": ["lam=2.5,gamma=0.3"],
+    "dr_prox_increment": ["lam=1.5,gamma=0.3", "lam=2.5,gamma=3.0"],
     "cp_tv": ["tsK2=0.9,theta=1.0", "tsK2=1.5,theta=1.5", "tsK2=6.0,theta=0.5"],
     "cp_lasso": ["tsK2=6.0,theta=1.0"],
     "lista": ["||W2||=0.95,theta=0.1"],
