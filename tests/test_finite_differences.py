@@ -289,3 +289,20 @@ def test_douglas_rachford_prox_equals_the_explicit_resolvent():
     a = unfoldc.load_source(dr_spec("prox", "increment"), "a.unf")(H=Hm, g=0.7, lam=1.3)
     b = unfoldc.load_source(dr_spec("solve", "increment"), "b.unf")(H=Hm, g=0.7, lam=1.3)
     torch.testing.assert_close(a(x), b(x), rtol=1e-12, atol=1e-12)
+
+
+# ---- grad: through the adjoints, symbolically ---------------------------------------------------
+@pytest.mark.parametrize("shape, K", [("vector[n]", "diff"), ("matrix[h, w]", "grad2d")])
+def test_grad_of_a_smoothed_tv_term_uses_the_adjoint(shape, K):
+    spec = (f"algorithm G\ninput y : {shape}\nstate x : {shape} = y\nparam lam : scalar = 0.5\n"
+            f"func f(u : {shape}) = 0.5 * sqnorm(u - y) + lam * 0.5 * sqnorm({K}(u))\n"
+            "minimize f(x)\nlayers 1:\n    x <- x - 0.1 * grad(f, x)\noutput x\n")
+    art = compile_text(spec, "g.unf")
+    assert "autograd_grad" not in art.code  # derived: diff_adj(diff(u)), -div2d(grad2d(u))
+    model = unfoldc.load_source(spec, "g.unf")()
+    g = torch.Generator().manual_seed(6)
+    y = torch.randn(2, *((N,) if K == "diff" else (H, W)), generator=g, dtype=F64)
+    x = y.clone().requires_grad_()  # the first layer steps from x = y, where f's gradient is
+    (want,) = torch.autograd.grad(model.objective(x, y).sum(), x)  # the TV term's alone
+    assert want.abs().max() > 0.1
+    torch.testing.assert_close(model(y), y - 0.1 * want, rtol=1e-12, atol=1e-12)

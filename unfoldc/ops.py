@@ -127,6 +127,19 @@ def linear_op(norm: float, factor: str, adjoint: bool = False, sign: float = 1.0
     return Lipschitz("linear", norm, factor=factor, adjoint=adjoint, sign=sign)
 
 
+def adjoint_of(name: str) -> tuple[str, float] | None:
+    """(op, sign) with the adjoint of the linear operator `name` equal to sign * op (diff ->
+    diff_adj, grad2d -> -div2d), read from their "linear" facts; None for other operators."""
+    fact = OPS[name].lipschitz
+    if fact is None or fact.kind != "linear":
+        return None
+    for other, d in OPS.items():
+        lip = d.lipschitz
+        if lip.kind == "linear" and lip.factor == fact.factor and lip.adjoint != fact.adjoint:
+            return other, fact.sign * lip.sign
+    return None
+
+
 def unanalyzed(why: str = "") -> Lipschitz:
     return Lipschitz("none", why=why)
 

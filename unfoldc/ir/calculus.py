@@ -18,6 +18,7 @@ import sympy
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.retype import retype
 from unfoldc.ir.types import SCALAR, DimSum, Type
+from unfoldc.ops import adjoint_of
 
 
 class Unsupported(Exception):
@@ -227,6 +228,10 @@ def _vjp(e: Expr, adj: Expr, v: Sym) -> Expr | None:
             return _vjp(a[0], times(times(_c(2), adj), a[0]), v)
         case "dot":
             return _plus(_vjp(a[0], times(adj, a[1]), v), _vjp(a[1], times(adj, a[0]), v))
+        case op if adjoint_of(op) is not None:  # a fixed linear map: back through its adjoint
+            name, sign = adjoint_of(op)
+            back = retype(Op(name, (adj,), SCALAR))
+            return _vjp(a[0], back if sign > 0 else retype(Op("neg", (back,), SCALAR)), v)
     raise Unsupported(e.op)
 
 
