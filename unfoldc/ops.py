@@ -398,6 +398,10 @@ def _sized(dims, e, i: int, axis: int, what: str, scale: int = 1, offset: int = 
 
 
 def _diff(dims, args) -> Type:
+    if _t(args[0]).kind == "matrix":
+        raise ShapeError("E0306", f"`diff` expects a vector, found a {_t(args[0])}",
+                         f"this is a {_t(args[0])}", 0,
+                         "`grad2d` takes the differences of an image along both axes")
     _need("vector", args[0], 0, "`diff`")
     return vector(_sized(dims, args[0], 0, 0, "`diff`", offset=-1,
                          need="`diff` needs a vector of a declared size, at least 2 entries"))

@@ -171,7 +171,8 @@ def _with_quadratics(c: Expr, quads: list[_Quad], rest, p: Sym, v: Expr) -> Expr
     if ls and rest:
         names = ", ".join(f"`{a.op}`" for _, a in rest)
         raise ProxError(f"no closed form for a least-squares term `sqnorm(A @ p - y)` plus "
-                        f"{names}")
+                        f"{names}; split g and take the prox of each part in turn (e.g. "
+                        f"Douglas-Rachford)")
     # 2 c b_i with the numbers folded first, so 0.5 * sqnorm(p - y) reads (v + c * y) / (1 + c)
     big_b = _sum([times(Const(2.0), q.coef) for q in plain])
     pull = _sum([times(times(Const(2.0), q.coef), q.y) for q in plain if q.y is not None])
