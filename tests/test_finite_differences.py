@@ -306,3 +306,23 @@ def test_grad_of_a_smoothed_tv_term_uses_the_adjoint(shape, K):
     (want,) = torch.autograd.grad(model.objective(x, y).sum(), x)  # the TV term's alone
     assert want.abs().max() > 0.1
     torch.testing.assert_close(model(y), y - 0.1 * want, rtol=1e-12, atol=1e-12)
+
+
+# ---- sizes computed from a name, beyond the finite differences ----------------------------------
+def test_computed_sizes_in_zeros_eye_and_givens():
+    spec = ("algorithm S\ngiven C : matrix[n - 1, n - 1]\ninput y : vector[n]\n"
+            "state q : vector[n - 1] = zeros(n - 1)\nstate z : matrix[2 * n, n] = zeros(2 * n, n)\n"
+            "layers 2:\n    q <- q - 0.1 * C @ q + diff(y) - 0.5 * (I @ q)\n"
+            "    z <- z + 1\noutput q, z\n")
+    art = compile_text(spec, "s.unf")
+    assert "I_n_1 = eye(n - 1, like)" in art.code
+    cls = unfoldc.load_source(spec, "s.unf")
+    g = torch.Generator().manual_seed(7)
+    C, y = torch.randn(5, 5, generator=g, dtype=F64), torch.randn(2, 6, generator=g, dtype=F64)
+    q, z = cls(C=C)(y)
+    assert z.shape == (2, 12, 6)
+    want_q, want_z = interpret(art.program, {"C": C}, {"y": y})
+    torch.testing.assert_close(q, want_q, rtol=1e-12, atol=1e-12)
+    # ||I - 0.1 C - 0.5 I|| needs eye(n - 1), and n is only known from the input: not evaluated
+    report = cls(C=C).convergence_report()
+    assert "its size `n` is only known from the inputs" in str(report)

@@ -341,12 +341,23 @@ def _eye(dims, args) -> Type:
 
 
 def _dim_of(e, i: int):
-    from unfoldc.ir.expr import Const, Sym  # local: ops.py must not depend on the IR at import
+    from unfoldc.ir.expr import Const, Op, Sym  # local: ops.py must not depend on the IR at import
 
     if isinstance(e, Sym) and e.role == "dim":
         return e.name
     if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
         return int(e.value)
+    if isinstance(e, Op) and e.op in ("add", "sub", "mul"):  # `n - 1`, `n + 2`, `2 * n`
+        a, b = e.args
+        k = b.value if isinstance(b, Const) else a.value if isinstance(a, Const) else 0.5
+        if float(k).is_integer():
+            base = b if isinstance(a, Const) else a
+            scale, offset = (int(k), 0) if e.op == "mul" else (1, int(k) * (
+                -1 if e.op == "sub" else 1))
+            if e.op == "mul" or isinstance(b, Const):
+                got = dim_affine(_dim_of(base, i), scale, offset)
+                if got is not None:
+                    return got
     raise ShapeError("E0306", "sizes must be dimension names or positive integers",
                      "not a size", i, "e.g. `zeros(n)` or `ones(m, n)` with `m`, `n` declared dims")
 

@@ -82,6 +82,10 @@ class ConvergenceEmitter:
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
         ok_roles = {"given", "param", "let", "train", "const", "net", LINOP}
+        sizes = {d for lin in _lins(c) if _prints_eye(lin) for d in dim_names(lin.dim)}
+        for s in sorted(sizes - self.dims_known):
+            self._skip(c, f"its size `{s}` is only known from the inputs")
+            return False
         for s in _reads(c):
             if s.role == "dim" and s.name not in self.dims_known:
                 self._skip(c, f"its size `{s.name}` is only known from the inputs")
@@ -409,11 +413,10 @@ class ConvergenceEmitter:
         plain = all(_plain(f) for m, _ in lin.terms for f in m)
         reads = {s.name for m, c in lin.terms for e in (c, *m) for s in symbols(e)}
         batchable = not reads & set(self.an.layer.schedule)
-        if not plain or not batchable or n_in is None or (isinstance(n_in, str)
-                                                          and n_in not in self.dims_known):
+        if not plain or not batchable or n_in is None or not dim_names(n_in) <= self.dims_known:
             return f"{r}.opnorm({pr(lin.expr())})"
         # matrix-free, every layer at once: products of the factors are never formed
-        size = n_in if isinstance(n_in, int) else self.em.n(n_in)
+        size = n_in if isinstance(n_in, int) else self.em._dim_name(n_in)
         code = f"{r}.opnorm_terms({self._terms(lin)}, {size}, like)"
         if not reads & self.per_layer:
             return self._named(code, False, hoisted)
@@ -624,6 +627,13 @@ def _zero():
 
 def _reads(c: Condition) -> set[Sym]:
     return q_symbols(c.lhs) | q_symbols(c.rhs)
+
+
+def _prints_eye(lin: Lin) -> bool:
+    """Whether evaluating the operator builds its identity `eye(dim)` (an identity term beside
+    matrix terms; identity-only operators and bounds of abstract operators never do)."""
+    monos = [m for m, _ in lin.terms]
+    return () in monos and any(monos) and not any(has_linop(m) for m in monos)
 
 
 def _lins(c: Condition):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sympy
 
 from unfoldc import ops
-from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value
 from unfoldc.ir.pretty import pretty
 from unfoldc.ir.types import SCALAR, Type, matrix
 
@@ -249,8 +249,7 @@ def mono_expr(m: Monomial, dim) -> Expr:
 
 
 def eye(dim) -> Expr:
-    arg = Const(float(dim)) if isinstance(dim, int) else Sym(dim, SCALAR, "dim")
-    return Op("eye", (arg,), matrix(dim, dim))
+    return Op("eye", (dim_value(dim),), matrix(dim, dim))
 
 
 # ---- abstract linear operators (diff, grad2d): factors known by their norm --------------------

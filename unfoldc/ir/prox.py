@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unfoldc.ir.calculus import additive_terms, times
-from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols, walk
+from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value, substitute, symbols, walk
 from unfoldc.ir.retype import retype
-from unfoldc.ir.types import SCALAR, matrix
+from unfoldc.ir.types import matrix
 from unfoldc.ops import OPS
 
 SUPPORTED = ("norm1(p)", "norm1(w * p)", "sqnorm(p)", "norm2(p)", "nucnorm(P)",
@@ -186,7 +186,7 @@ def _with_quadratics(c: Expr, quads: list[_Quad], rest, p: Sym, v: Expr) -> Expr
         k = times(c, times(Const(2.0), q.coef))
         at = q.a.type
         gram = _op("matmul", _op("transpose", q.a), q.a)
-        eye = Op("eye", (_dim_arg(at.dims[1]),), matrix(at.dims[1], at.dims[1]))
+        eye = Op("eye", (dim_value(at.dims[1]),), matrix(at.dims[1], at.dims[1]))
         system = _op("add", eye if scale == Const(1.0) else times(scale, eye), times(k, gram))
         if q.y is not None:
             rhs = _op("add", rhs, times(k, _op("matmul", _op("transpose", q.a), q.y)))
@@ -196,10 +196,6 @@ def _with_quadratics(c: Expr, quads: list[_Quad], rest, p: Sym, v: Expr) -> Expr
         return point
     return resolve_prox(_op("div", c, scale) if scale != Const(1.0) else c, _rebuild(rest), p,
                         point)
-
-
-def _dim_arg(d) -> Expr:
-    return Const(float(d)) if isinstance(d, int) else Sym(d, SCALAR, "dim")
 
 
 def _sum(xs: list[Expr]) -> Expr | None:
