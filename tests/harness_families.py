@@ -568,22 +568,12 @@ DR_RELAX = {"increment": "z + lam * (w - s)", "convex": "(1 - lam) * z + lam * (
 
 # Douglas-Rachford with `prox` on both sides (issue 12): prox(g * f, z) of the least-squares term
 # is the resolvent solve(I + g H^T H, z + g H^T x), prox(g * r, .) of rho * norm1 is soft.
-DR_PROX = """
-algorithm DOUGLAS_RACHFORD_PROX "relaxed Douglas-Rachford for the LASSO, prox on both sides"
-given  H : matrix[m, n]
-input  x : vector[m]
-state  z : vector[n] = 0
-param  g : scalar = 1
-param  rho : scalar = 0.1
-param  lam : scalar = 1
-func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)
-func   r(u : vector[n]) = rho * norm1(u)
-layers 16:
-    s = prox(g * f, z)
-    w = prox(g * r, 2 * s - z)
-    z <- {relax}
-output z
-"""
+DR_PROX = (DR.replace("for the LASSO", "for the LASSO, prox on both sides")
+           .replace("param  lam : scalar = 1\n", "param  lam : scalar = 1\n"
+                    "func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)\n"
+                    "func   r(u : vector[n]) = rho * norm1(u)\n")
+           .replace("{resolvent}", "prox(g * f, z)")
+           .replace("soft(2 * s - z, g * rho)", "prox(g * r, 2 * s - z)"))
 DR_RESOLVENT["prox"] = "prox"  # DR_PROX: the resolvent is written `prox(g * f, z)`
 
 
