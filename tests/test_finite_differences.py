@@ -306,3 +306,17 @@ def test_certified_chambolle_pock_converges(cp):
     hist = model(Y, all_layers=True)
     assert (hist[-1] - hist[-2]).abs().max() < 1e-10
     assert (model.objective(hist[-1], Y) < model.objective(Y, Y)).all()
+
+
+def test_training_data_sizes_are_unified_through_computed_sizes():
+    from unfoldc.train.errors import DataError
+    from unfoldc.train.validate import check_shapes
+
+    cls = unfoldc.load_source(OPS_SPEC, "fd.unf")
+    ok = {"v": torch.zeros(4, 7), "p": torch.zeros(4, 6), "U": torch.zeros(4, 3, 5),
+          "Q": torch.zeros(4, 6, 5)}
+    check_shapes(cls, ok, set(ok), "`data.npz`")
+    with pytest.raises(DataError, match="`p` in `data.npz` has n = 8, but `v` has n = 7"):
+        check_shapes(cls, ok | {"p": torch.zeros(4, 7)}, set(ok), "`data.npz`")
+    with pytest.raises(DataError, match="declares 2 \\* h: no size of `h` gives it"):
+        check_shapes(cls, ok | {"Q": torch.zeros(4, 7, 5)}, set(ok), "`data.npz`")
