@@ -341,25 +341,34 @@ def _eye(dims, args) -> Type:
 
 
 def _dim_of(e, i: int):
-    from unfoldc.ir.expr import Const, Op, Sym  # local: ops.py must not depend on the IR at import
+    from unfoldc.ir.expr import Const, Op, Sym  # local: ops.py must not depend on the IR
 
     if isinstance(e, Sym) and e.role == "dim":
         return e.name
     if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
         return int(e.value)
     if isinstance(e, Op) and e.op in ("add", "sub", "mul"):  # `n - 1`, `n + 2`, `2 * n`
-        a, b = e.args
-        k = b.value if isinstance(b, Const) else a.value if isinstance(a, Const) else 0.5
-        if float(k).is_integer():
-            base = b if isinstance(a, Const) else a
-            scale, offset = (int(k), 0) if e.op == "mul" else (1, int(k) * (
-                -1 if e.op == "sub" else 1))
-            if e.op == "mul" or isinstance(b, Const):
-                got = dim_affine(_dim_of(base, i), scale, offset)
-                if got is not None:
-                    return got
+        got = _dim_arithmetic(e, i)
+        if got is not None:
+            return got
     raise ShapeError("E0306", "sizes must be dimension names or positive integers",
                      "not a size", i, "e.g. `zeros(n)` or `ones(m, n)` with `m`, `n` declared dims")
+
+
+def _dim_arithmetic(e, i: int):
+    """`k * d`, `d + k`, `d - k` (k an integer, d a size) as a size; None otherwise."""
+    from unfoldc.ir.expr import Const  # local: ops.py must not depend on the IR at import
+
+    def whole(x) -> bool:
+        return isinstance(x, Const) and float(x.value).is_integer()
+
+    a, b = e.args
+    if e.op == "mul" and (whole(a) or whole(b)):
+        k, d = (a, b) if whole(a) else (b, a)
+        return dim_affine(_dim_of(d, i), int(k.value), 0)
+    if e.op in ("add", "sub") and whole(b):
+        return dim_affine(_dim_of(a, i), 1, int(b.value) * (1 if e.op == "add" else -1))
+    return None
 
 
 def _filled(dims, args) -> Type:
