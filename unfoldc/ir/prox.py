@@ -17,7 +17,8 @@ free of p. Supported, with scalar multiples (a = c * coef > 0):
 and these sums and translations:
     h + sum_i b_i sqnorm(p - y_i)   ->  prox_{c h / (1 + 2 c B)}((v + 2 c sum_i b_i y_i) /
                                         (1 + 2 c B)) (completing the square);
-    h(p - d), every atom of h read at the same translation p - d  ->  d + prox_{c h}(v - d);
+    h(p - d), every atom of h read at the same translation p - d (or p + e, d = -e)
+                                                      ->  d + prox_{c h}(v - d);
     an elementwise h (norm1, sqnorm) plus a box or nonnegativity indicator -> the projection of
     prox_h(v) (exact because both are separable into one-dimensional convex problems).
 
@@ -151,9 +152,10 @@ def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
     rest = [(coef, atom) for _, coef, atom in parts if _as_quad(coef, atom, p) is None]
     if quads:
         return _with_quadratics(c, quads, rest, p, v)
-    shift = _translation(g_body, p)
-    if shift is not None:  # prox of h(p - d) at v is d + prox_h(v - d)
-        inner = substitute(g_body, {_op("sub", p, shift): p})
+    found = _translation(g_body, p)
+    if found is not None:  # prox of h(p - d) at v is d + prox_h(v - d)
+        shift, nodes = found
+        inner = substitute(g_body, nodes)
         return _op("add", shift, resolve_prox(c, inner, p, _op("sub", v, shift)))
     if len(parts) == 1:
         _, coef, atom = parts[0]
@@ -205,16 +207,24 @@ def _sum(xs: list[Expr]) -> Expr | None:
     return out
 
 
-def _translation(body: Expr, p: Sym) -> Expr | None:
-    """d when p occurs in `body` only as `p - d`, with one d free of p (None otherwise)."""
-    shifts = {n.args[1] for n in walk(body) if isinstance(n, Op) and n.op == "sub"
-              and n.args[0] == p and p not in symbols(n.args[1])}
-    if len(shifts) != 1:
+def _translation(body: Expr, p: Sym) -> tuple[Expr, dict[Expr, Expr]] | None:
+    """(d, {each `p - d`, `p + e`, `e + p` node: p}) when p occurs in `body` only translated by
+    one d free of p (d = -e for a sum); None otherwise."""
+    found: dict[Expr, Expr] = {}  # node -> its shift
+    for n in walk(body):
+        if not isinstance(n, Op) or n.op not in ("add", "sub"):
+            continue
+        a, b = n.args
+        if a == p and p not in symbols(b):
+            found[n] = b if n.op == "sub" else _op("neg", b)
+        elif n.op == "add" and b == p and p not in symbols(a):
+            found[n] = _op("neg", a)
+    if len(set(found.values())) != 1:
         return None
-    (d,) = shifts
-    if p in symbols(substitute(body, {_op("sub", p, d): Const(0.0)})):
+    nodes = dict.fromkeys(found, p)
+    if p in symbols(substitute(body, dict.fromkeys(found, Const(0.0)))):
         return None  # p also occurs untranslated
-    return d
+    return next(iter(found.values())), nodes
 
 
 def _rebuild(terms) -> Expr:
