@@ -272,5 +272,8 @@ def gradient(f: Expr, v: Sym) -> Gradient:
                 fallback.append(term if sign > 0 else Op("neg", (term,), term.type))
                 continue
         g = g if sign > 0 else retype(Op("neg", (g,), g.type))
-        derived = g if derived is None else retype(Op("add", (derived, g), g.type))
+        if derived is not None and isinstance(g, Op) and g.op == "neg":  # a - b, not a + -b
+            derived = retype(Op("sub", (derived, g.args[0]), g.type))
+        else:
+            derived = g if derived is None else retype(Op("add", (derived, g), g.type))
     return Gradient(derived, tuple(fallback))
