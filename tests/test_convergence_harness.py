@@ -58,6 +58,7 @@ SUBSET = {
     "dr_inv_convex": ["lam=2.5,gamma=0.3"],
     "dr_prox_increment": ["lam=1.5,gamma=0.3", "lam=2.5,gamma=3.0"],
     "cp_tv": ["tsK2=0.9,theta=1.0", "tsK2=1.5,theta=1.5", "tsK2=6.0,theta=0.5"],
+    "cp_tv_diff": ["tsK2=0.9,theta=1.0", "tsK2=1.5,theta=1.0"],
     "cp_lasso": ["tsK2=6.0,theta=1.0"],
     "lista": ["||W2||=0.95,theta=0.1"],
     "lista_cp_cp": ["aL=1.5,eps=0.3,theta=0.1"],
