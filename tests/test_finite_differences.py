@@ -238,11 +238,12 @@ def test_chambolle_pock_1d_with_diff_is_certified_within_the_bound():
 
 
 def test_chambolle_pock_golden_module_and_graph(cp, golden):
-    from unfoldc.ir.render import render
+    from unfoldc.graphs.render import render
 
     art, _ = cp
     golden("modules/chambolle_pock_tv.py.txt", art.code)
     golden("graphs/chambolle_pock_tv.txt", render(art.graph(), "text"))
+    golden("graphs/chambolle_pock_tv.dot", render(art.graph(), "dot"))
 
 
 # ---- Douglas-Rachford with prox on both sides ---------------------------------------------------
