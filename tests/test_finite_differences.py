@@ -210,10 +210,14 @@ def test_chambolle_pock_under_torch_compile(cp):
     _, cls = cp
     torch._dynamo.reset()
     try:
-        model = cls(num_layers=2)
+        model = cls(num_layers=1)
         Y = noisy_images()
         compiled = torch.compile(model, fullgraph=True, backend="eager")
         torch.testing.assert_close(compiled(Y), model(Y))
+        y1, y2 = Y.clone().requires_grad_(), Y.clone().requires_grad_()
+        compiled(y1).square().sum().backward()
+        model(y2).square().sum().backward()
+        torch.testing.assert_close(y1.grad, y2.grad)
     finally:
         torch._dynamo.reset()
 
