@@ -342,3 +342,58 @@ def rpca(Y, num_layers: int, mu=0.5, lam1=1.0, lam2=0.05, all_layers: bool = Fal
         L, S = svt(L - mus[k] * R, mus[k] * lam1s[k]), soft(S - mus[k] * R, mus[k] * lam2s[k])
         history.append((L, S))
     return _finish(history, all_layers)
+
+
+def tv_grad(u: np.ndarray) -> np.ndarray:
+    """Forward differences of an `(h, w)` image, zero past the border (Chambolle 2004), the
+    vertical ones stacked over the horizontal ones: `(2h, w)`."""
+    h, w = u.shape
+    g = np.zeros((2 * h, w))
+    for i in range(h - 1):
+        g[i] = u[i + 1] - u[i]
+    for j in range(w - 1):
+        g[h:, j] = u[:, j + 1] - u[:, j]
+    return g
+
+
+def tv_div(p: np.ndarray) -> np.ndarray:
+    """The discrete divergence of Chambolle 2004, term by term (the negative adjoint of
+    `tv_grad`): `(2h, w)` -> `(h, w)`."""
+    h, w = p.shape[0] // 2, p.shape[1]
+    px, py = p[:h], p[h:]
+    out = np.zeros((h, w))
+    for i in range(h):
+        out[i] += (px[i] if i < h - 1 else 0) - (px[i - 1] if i > 0 else 0)
+    for j in range(w):
+        out[:, j] += (py[:, j] if j < w - 1 else 0) - (py[:, j - 1] if j > 0 else 0)
+    return out
+
+
+def chambolle_pock_tv(Y, num_layers: int, tau=0.35, sigma=0.35, lam=0.1,
+                      all_layers: bool = False):
+    """Chambolle-Pock for anisotropic TV denoising `0.5 ||X - Y||^2 + lam ||grad X||_1`, one
+    image at a time in NumPy: `P <- clip(P + sigma grad Xbar, -lam, lam)`,
+    `X_new = (X + tau div P + tau Y) / (1 + tau)`, `Xbar <- 2 X_new - X` (theta = 1).
+
+    Args:
+        Y: the `(B, h, w)` batch of noisy images (X and Xbar start at Y, P at zero).
+        num_layers: K.
+        tau, sigma, lam: primal step, dual step, TV weight.
+        all_layers: return every layer's X instead of the last one.
+
+    Returns:
+        X, `(B, h, w)` float64 (a torch tensor), or the list of it after each layer.
+    """
+    Y = np.asarray(as64(Y).detach())
+    out = []
+    for y in Y:
+        X, Xbar, P = y.copy(), y.copy(), np.zeros((2 * y.shape[0], y.shape[1]))
+        history = []
+        for _ in range(num_layers):
+            P = np.clip(P + sigma * tv_grad(Xbar), -lam, lam)
+            X_new = (X + tau * tv_div(P) + tau * y) / (1 + tau)
+            Xbar, X = 2 * X_new - X, X_new
+            history.append((X, P))
+        out.append(history)
+    layers = [torch.as_tensor(np.stack([h[k][0] for h in out])) for k in range(num_layers)]
+    return _finish(layers, all_layers)

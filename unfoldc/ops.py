@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from unfoldc.ir.types import SCALAR, DimTable, Type, matrix, vector
+from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_affine, matrix, vector
 
 # Python operator precedence, which generated code follows.
 PREC_ADD, PREC_MUL, PREC_NEG, PREC_POW, PREC_ATOM = 1, 2, 3, 4, 5
@@ -77,7 +77,7 @@ class Semantics:
 
 
 # Lipschitz kinds (see `Lipschitz`).
-LIPSCHITZ_KINDS = ("exact", "prox", "lipschitz", "minmax", "none")
+LIPSCHITZ_KINDS = ("exact", "prox", "lipschitz", "minmax", "linear", "none")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,10 @@ class Lipschitz:
                    gradient step inside it is a proximal-gradient step
         lipschitz  Lipschitz with constant `const`, but not a proximal map
         minmax     elementwise min/max with a state-free operand: 1-Lipschitz in the other
+        linear     a fixed linear operator with norm at most `const`, kept exact by the analysis
+                   as the abstract factor `factor` (the table name of the operator it is, or,
+                   with `adjoint`, of which it is `sign` times the adjoint), so that K and K^T
+                   are recognized as a pair and ||K||^2 is bounded by const^2
         none       not analyzed: a state-dependent argument makes the bound unknown
     """
 
@@ -102,6 +106,9 @@ class Lipschitz:
     # when the threshold, argument 1, is > 0: b * norm), "bounded" (the indicator of a bounded
     # set), "" (neither: the nonnegative orthant). Read by convergence/theorems.py.
     minimizer: str = ""
+    factor: str = ""  # kind "linear": the operator this is (or, with `adjoint`, the adjoint of)
+    adjoint: bool = False
+    sign: float = 1.0
 
 
 EXACT = Lipschitz("exact")
@@ -112,6 +119,25 @@ def prox_of(function: str, minimizer: str = "") -> Lipschitz:
     """The proximal map of `function` (written in the further arguments' names); `minimizer`
     says whether the function guarantees a minimizer ("threshold", "bounded" or "")."""
     return Lipschitz("prox", 1.0, function, minimizer=minimizer)
+
+
+def linear_op(norm: float, factor: str, adjoint: bool = False, sign: float = 1.0) -> Lipschitz:
+    """A fixed linear operator with ||op|| <= `norm`: the operator `factor` itself, or `sign`
+    times its adjoint (see `Lipschitz`)."""
+    return Lipschitz("linear", norm, factor=factor, adjoint=adjoint, sign=sign)
+
+
+def adjoint_of(name: str) -> tuple[str, float] | None:
+    """(op, sign) with the adjoint of the linear operator `name` equal to sign * op (diff ->
+    diff_adj, grad2d -> -div2d), read from their "linear" facts; None for other operators."""
+    fact = OPS[name].lipschitz
+    if fact is None or fact.kind != "linear":
+        return None
+    for other, d in OPS.items():
+        lip = d.lipschitz
+        if lip.kind == "linear" and lip.factor == fact.factor and lip.adjoint != fact.adjoint:
+            return other, fact.sign * lip.sign
+    return None
 
 
 def unanalyzed(why: str = "") -> Lipschitz:
@@ -315,14 +341,34 @@ def _eye(dims, args) -> Type:
 
 
 def _dim_of(e, i: int):
-    from unfoldc.ir.expr import Const, Sym  # local: ops.py must not depend on the IR at import
+    from unfoldc.ir.expr import Const, Op, Sym  # local: ops.py must not depend on the IR
 
     if isinstance(e, Sym) and e.role == "dim":
         return e.name
     if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
         return int(e.value)
+    if isinstance(e, Op) and e.op in ("add", "sub", "mul"):  # `n - 1`, `n + 2`, `2 * n`
+        got = _dim_arithmetic(e, i)
+        if got is not None:
+            return got
     raise ShapeError("E0306", "sizes must be dimension names or positive integers",
                      "not a size", i, "e.g. `zeros(n)` or `ones(m, n)` with `m`, `n` declared dims")
+
+
+def _dim_arithmetic(e, i: int):
+    """`k * d`, `d + k`, `d - k` (k an integer, d a size) as a size; None otherwise."""
+    from unfoldc.ir.expr import Const  # local: ops.py must not depend on the IR at import
+
+    def whole(x) -> bool:
+        return isinstance(x, Const) and float(x.value).is_integer()
+
+    a, b = e.args
+    if e.op == "mul" and (whole(a) or whole(b)):
+        k, d = (a, b) if whole(a) else (b, a)
+        return dim_affine(_dim_of(d, i), int(k.value), 0)
+    if e.op in ("add", "sub") and whole(b):
+        return dim_affine(_dim_of(a, i), 1, int(b.value) * (1 if e.op == "add" else -1))
+    return None
 
 
 def _filled(dims, args) -> Type:
@@ -358,6 +404,55 @@ def _vector_op(what: str, scalars: int = 0):
                 _need("scalar", args[i], i, what)
         return _same(dims, args)
     return rule
+
+
+def _sized(dims, e, i: int, axis: int, what: str, scale: int = 1, offset: int = 0,
+           need: str = ""):
+    """`scale * d + offset` for the dimension d of argument i's axis, or a ShapeError."""
+    d = dims.find(_t(e).dims[axis])
+    out = dim_affine(d, scale, offset)
+    if out is None:
+        raise ShapeError("E0306", f"{what} cannot size its result from a {dims.resolve(_t(e))}",
+                         "size unknown or too small", i, need)
+    return out
+
+
+def _diff(dims, args) -> Type:
+    if _t(args[0]).kind == "matrix":
+        raise ShapeError("E0306", f"`diff` expects a vector, found a {_t(args[0])}",
+                         f"this is a {_t(args[0])}", 0,
+                         "`grad2d` takes the differences of an image along both axes")
+    _need("vector", args[0], 0, "`diff`")
+    return vector(_sized(dims, args[0], 0, 0, "`diff`", offset=-1,
+                         need="`diff` needs a vector of a declared size, at least 2 entries"))
+
+
+def _diff_adj(dims, args) -> Type:
+    _need("vector", args[0], 0, "`diff_adj`")
+    return vector(_sized(dims, args[0], 0, 0, "`diff_adj`", offset=1))
+
+
+def _grad2d(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`grad2d`")
+    t = _t(args[0])
+    return matrix(_sized(dims, args[0], 0, 0, "`grad2d`", scale=2), t.dims[1])
+
+
+def _div2d(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`div2d`")
+    t = _t(args[0])
+    d = dims.find(t.dims[0])
+    half = None
+    if isinstance(d, int) and d % 2 == 0:
+        half = d // 2
+    elif isinstance(d, DimSum) and d.scale % 2 == 0 and d.offset % 2 == 0:
+        half = dim_affine(d.name, d.scale // 2, d.offset // 2)
+    if half is None:
+        raise ShapeError("E0302", f"`div2d` expects a matrix[2 * m, n] (two stacked m x n "
+                         f"images, what `grad2d` returns), found a {dims.resolve(t)}",
+                         "not two stacked images", 0,
+                         "declare the dual variable as `matrix[2 * m, n]` for images `m x n`")
+    return matrix(half, t.dims[1])
 
 
 def _minmax(dims, args) -> Type:
@@ -713,6 +808,25 @@ _op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call(
     lipschitz=prox_of("indicator of the l2 ball of radius b", "bounded"),
     conditions=(_GE0(1, "proj_l2ball radius"),))
 
+# ---- finite differences (total variation): fixed linear operators with known norms ------------
+# ||diff||^2 = 4 sin^2(pi (n - 1) / (2 n)) < 4 and ||grad2d||^2 < 8 (Chambolle 2004, Thm 3.1).
+_op("diff", "diff", (1, 1), _diff, _call("torch.diff"), _fn("diff"),
+    "forward differences v[i+1] - v[i]: vector[n] -> vector[n - 1]",
+    semantics=_S("diff"), lipschitz=linear_op(2.0, "diff"))
+_op("diff_adj", "diff_adj", (1, 1), _diff_adj, _call("diff_adj"), _fn("diff_adj"),
+    "the adjoint of diff, p[i-1] - p[i] with p[-1] = p[n-1] = 0: vector[n - 1] -> vector[n]",
+    helper="diff_adj", semantics=_S("diff_adj"), lipschitz=linear_op(2.0, "diff", adjoint=True))
+_op("grad2d", "grad2d", (1, 1), _grad2d, _call("grad2d"), _fn("grad2d"),
+    "image gradient by forward differences, zero past the last row/column (Chambolle 2004): "
+    "matrix[m, n] -> matrix[2 * m, n], the vertical differences stacked over the horizontal",
+    helper="grad2d", semantics=_S("grad2d"), lipschitz=linear_op(8 ** 0.5, "grad2d"))
+_op("div2d", "div2d", (1, 1), _div2d, _call("div2d"), _fn("div2d"),
+    "discrete divergence, the negative adjoint of grad2d (<grad2d u, p> = -<u, div2d p>): "
+    "matrix[2 * m, n] -> matrix[m, n]",
+    helper="div2d", semantics=_S("div2d"),
+    lipschitz=linear_op(8 ** 0.5, "grad2d", adjoint=True, sign=-1.0))
+
+
 # ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
 def _norm_any(dims, args) -> Type:
     _need("vector|matrix", args[0], 0, "this norm")
@@ -902,8 +1016,12 @@ def _lipschitz_gaps(d: OpDef) -> list[str]:
         return [f"lipschitz: unknown kind {lip.kind!r}"]
     if lip.kind == "prox" and not lip.prox_of:
         return ["lipschitz: a proximal map must say of which function (`prox_of`)"]
-    if lip.kind == "lipschitz" and not (lip.const is not None and lip.const >= 0):
+    if lip.kind in ("lipschitz", "linear") and not (lip.const is not None and lip.const >= 0):
         return ["lipschitz: a Lipschitz operator needs its constant (>= 0)"]
+    if lip.kind == "linear" and (lip.factor not in OPS or OPS[lip.factor].lipschitz.factor
+                                 != lip.factor or OPS[lip.factor].lipschitz.adjoint):
+        return [f"lipschitz: `{lip.factor}` is not a linear operator of the table (the factor "
+                "of a linear operator names an operator that is its own factor)"]
     return []
 
 

@@ -87,6 +87,33 @@ def tsvd_right(a, r):
     return _tsvd(a, int(r))[1]
 
 
+# ---- finite differences: as products with the difference matrices -----------------------------
+def _forward_diff(n: int, dtype, pad: bool) -> torch.Tensor:
+    """The (n - 1) x n matrix of v[i+1] - v[i]; with `pad`, n x n with a last row of zeros."""
+    eye = torch.eye(n, dtype=dtype)
+    d = eye[1:] - eye[:-1]
+    return torch.cat([d, torch.zeros(1, n, dtype=dtype)]) if pad else d
+
+
+def diff(v):
+    return _forward_diff(v.shape[0], v.dtype, False) @ v
+
+
+def diff_adj(p):
+    return _forward_diff(p.shape[0] + 1, p.dtype, False).T @ p
+
+
+def grad2d(u):
+    m, n = u.shape
+    return torch.cat([_forward_diff(m, u.dtype, True) @ u,
+                      u @ _forward_diff(n, u.dtype, True).T])
+
+
+def div2d(p):
+    m, n = p.shape[0] // 2, p.shape[1]
+    return -(_forward_diff(m, p.dtype, True).T @ p[:m] + p[m:] @ _forward_diff(n, p.dtype, True))
+
+
 # ---- thresholds and proximal maps ---------------------------------------------------------------
 def _norm2(v):
     return torch.sqrt((v * v).sum())

@@ -54,6 +54,32 @@ def svt(x, t):
     sv = torch.relu(sv - (t.unsqueeze(-1) if t.dim() > 0 else t))
     return torch.where(finite, u @ (sv.unsqueeze(-1) * vh), torch.nan)
 ''',
+    "diff_adj": '''
+def diff_adj(p):
+    """The adjoint of torch.diff (forward differences): p[i - 1] - p[i], p[-1] = p[n - 1] = 0."""
+    zero = torch.zeros_like(p[..., :1])
+    padded = torch.cat([zero, p, zero], dim=-1)
+    return padded[..., :-1] - padded[..., 1:]
+''',
+    "grad2d": '''
+def grad2d(u):
+    """Forward differences of (each) m x n image, zero past the last row / column (Chambolle
+    2004): the vertical differences (rows 0..m-1) stacked over the horizontal (m..2m-1)."""
+    dx = torch.cat([u[..., 1:, :] - u[..., :-1, :], torch.zeros_like(u[..., :1, :])], dim=-2)
+    dy = torch.cat([u[..., :, 1:] - u[..., :, :-1], torch.zeros_like(u[..., :, :1])], dim=-1)
+    return torch.cat([dx, dy], dim=-2)
+''',
+    "div2d": '''
+def div2d(p):
+    """Discrete divergence of (each) stacked pair of m x n fields, the negative adjoint of
+    grad2d: <grad2d(u), p> = -<u, div2d(p)> (Chambolle 2004)."""
+    m = p.shape[-2] // 2
+    px, py = p[..., :m, :], p[..., m:, :]
+    zx, zy = torch.zeros_like(px[..., :1, :]), torch.zeros_like(py[..., :, :1])
+    ex = torch.cat([zx, px[..., :-1, :], zx], dim=-2)  # grad2d's zero last row is not read
+    ey = torch.cat([zy, py[..., :, :-1], zy], dim=-1)
+    return (ex[..., 1:, :] - ex[..., :-1, :]) + (ey[..., :, 1:] - ey[..., :, :-1])
+''',
     "proj_simplex": '''
 def proj_simplex(v):
     """Euclidean projection of (each) vector onto the probability simplex (sort-based)."""

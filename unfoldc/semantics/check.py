@@ -15,7 +15,7 @@ from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
 from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
 from unfoldc.ir.program import Condition as IRCondition
-from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_names, is_fresh
 from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
@@ -85,7 +85,7 @@ class Checker:
     def _collect_dims(self) -> None:
         for decl in self.spec.decls:
             if decl.type is not None:
-                self.dim_names |= {d.value for d in decl.type.dims if isinstance(d.value, str)}
+                self.dim_names |= {n for d in decl.type.dims for n in dim_names(d.value)}
         for net in self.spec.nets:
             self.dim_names |= {d.value for d in net.inputs + net.outputs
                                if isinstance(d.value, str)}
@@ -339,7 +339,9 @@ class Checker:
         built = {d for s in self.symbols.values() if s.role == "given" for d in s.type.dims}
         for s in self.symbols.values():
             dims = s.net.inputs + s.net.outputs if s.net else s.type.dims
-            for d in dict.fromkeys(dims):  # once per name: `mlp[n -> n]` has `n` twice
+            # once per name: `mlp[n -> n]` has `n` twice; `n - 1` needs `n` set
+            dims = [d.name if isinstance(d, DimSum) else d for d in dims]
+            for d in dict.fromkeys(dims):
                 if isinstance(d, str) and d not in bound and not is_fresh(d):
                     self.error("E0307", f"dimension `{d}` of `{s.name}` is never set",
                                s.span, f"`{d}` unknown", help=f"`{d}` must appear in the type "

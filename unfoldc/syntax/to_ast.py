@@ -8,6 +8,7 @@ from __future__ import annotations
 from lark import Token, Transformer, v_args
 
 from unfoldc.diagnostics import Diagnostic, UserError
+from unfoldc.ir.types import dim_affine
 from unfoldc.limits import MAX_INT, MAX_LAYERS
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
@@ -94,8 +95,28 @@ class ToAst(Transformer):
 
     # ---- types ----------------------------------------------------------------------------------
     def _dim(self, d) -> nodes.Dim:
+        if isinstance(d, nodes.Dim):  # built by dim_minus / dim_plus / dim_times
+            return d
         value = self._int(d, "the size") if d.type == "INT" else str(d)
         return nodes.Dim(value, _tspan(d))
+
+    def dim_minus(self, meta, name, k):
+        return self._dim_sum(meta, name, 1, -self._int(k, "the size"))
+
+    def dim_plus(self, meta, name, k):
+        return self._dim_sum(meta, name, 1, self._int(k, "the size"))
+
+    def dim_times(self, meta, k, name):
+        return self._dim_sum(meta, name, self._int(k, "the size"), 0)
+
+    def _dim_sum(self, meta, name, scale: int, offset: int) -> nodes.Dim:
+        value = dim_affine(str(name), scale, offset) if scale > 0 else None
+        if value is None:
+            raise UserError([Diagnostic(
+                "E0306", "a size must be positive", _span(meta), "not a positive size",
+                help="write `n - 1`, `n + 1` or `2 * n` with `n` a declared dimension")],
+                self.source)
+        return nodes.Dim(value, _span(meta))
 
     def scalar_type(self, meta, _kw):
         return nodes.TypeExpr("scalar", (), _span(meta))
