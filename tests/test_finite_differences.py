@@ -222,13 +222,15 @@ def test_chambolle_pock_under_torch_compile(cp):
         torch._dynamo.reset()
 
 
-def test_chambolle_pock_is_certified_and_a_large_step_is_violated(cp):
+def test_chambolle_pock_is_certified_and_a_large_step_is_not(cp):
     _, cls = cp
     report = cls().convergence_report()
     assert report.verdict == "certified", report
     assert "Chambolle-Pock" in str(report)
     assert "tau * sigma * lambda_max(grad2d.T @ grad2d) < 1" in str(report)
-    assert cls(tau=0.5).convergence_report().verdict == "violated"
+    # ||grad2d||^2 <= 8 is a bound, not the value: failing it proves nothing (not violated)
+    large = cls(tau=0.5).convergence_report()
+    assert large.verdict == "uncertified" and large.failing_layers == []
 
 
 def test_chambolle_pock_1d_with_diff_is_certified_within_the_bound():
@@ -238,7 +240,11 @@ def test_chambolle_pock_1d_with_diff_is_certified_within_the_bound():
             .replace("grad2d(X)", "diff(X)"))
     cls = unfoldc.load_source(spec, "cp1d.unf")
     assert cls(tau=0.45, sigma=0.5).convergence_report().verdict == "certified"  # 0.9 < 1
-    assert cls(tau=0.55, sigma=0.5).convergence_report().verdict == "violated"  # 1.1
+    assert cls(tau=0.55, sigma=0.5).convergence_report().verdict == "uncertified"  # 1.1 > 1
+    # The gap below the bound: on signals of n = 10 samples tau sigma ||diff||^2 = 0.254 * 3.902
+    # < 1 converges, though 0.254 * 4 > 1; it was reported violated (a false alarm).
+    gap = cls(tau=0.508, sigma=0.5).convergence_report()
+    assert gap.verdict == "uncertified" and gap.failing_layers == []
 
 
 def test_chambolle_pock_golden_module_and_graph(cp, golden):

@@ -189,7 +189,11 @@ class ConvergenceEmitter:
             _assign(w, name, code)
         for i, (c, (lhs, rhs)) in enumerate(zip(self.conditions, body)):
             lhs = self._premised(w, c, lhs)
-            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}))")
+            # A side computed from a bound (an abstract operator's norm constant, the triangle
+            # inequality) proves the condition when it holds, nothing when it fails.
+            bounded = ", refutes=False" if _reads_linop(c) else ""
+            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}"
+              f"{bounded}))")
         for c in self.spectral[:1]:
             c0, c1, lams = self.spectral_args[c.key]
             w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
@@ -667,5 +671,11 @@ def _doc_line(w, text: str) -> None:
     for line in lines:
         w(f"    {line}")
 
+
+
+def _reads_linop(c: Condition) -> bool:
+    """Whether a side of `c` reads an abstract linear operator (diff, grad2d): its norm is the
+    table's bound, not the value."""
+    return any(s.role == LINOP for q in (c.lhs, c.rhs) for s in q_symbols(q))
 
 __all__ = ["ConvergenceEmitter", "METHOD", "format_number"]
