@@ -161,9 +161,9 @@ def test_require_and_assume_are_evaluated_with_their_origin():
     report = cls(H=_h()).convergence_report()
     assert report.ok
     texts = {c.text: c for c in report.conditions}
-    assert texts["require mu < L2"].origin == "user.unf:8"
+    assert texts["mu < L2"].origin == "user.unf:8"
     report = cls(H=_h(scale=5.0)).convergence_report()  # opnorm(H) > 10
-    assume = texts_of(report)["assume opnorm(H) <= 10"]
+    assume = texts_of(report)["opnorm(H) <= 10"]
     assert assume.failing_layers == [0, 1, 2, 3]
 
 

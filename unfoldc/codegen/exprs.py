@@ -54,16 +54,32 @@ class ExprPrinter:
     def _op(self, e: Op) -> Code:
         opdef = ops.OPS[e.op]
         args = [self.code(a) for a in e.args]
-        if opdef.elementwise:
-            args = [_align(a, e.type.rank) for a in args]
         if not opdef.infix:
-            args = [_tensor(c) if is_number(a) and (i == 0 or not
+            # torch's overloads take tensors, or numbers beside a tensor first argument, but
+            # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a vector)
+            mixed = any(c.type.rank > 0 or c.type.batched
+                        for a, c in zip(e.args[1:], args[1:]) if not is_number(a))
+            args = [_tensor(c) if is_number(a) and (i == 0 or mixed or not
                                                      opdef.numbers_after_first) else c
                     for i, (a, c) in enumerate(zip(e.args, args))]
+        if opdef.condition_first:
+            args[0] = self._condition(e.args[0])
+        if opdef.elementwise:
+            args = [_align(a, e.type.rank) for a in args]
         if opdef.helper:
             self.helpers.add(opdef.helper)
         text, prec = opdef.render(args, self._spelled(e.type))
         return Code(text, prec, e.type)
+
+    def _condition(self, e: Expr) -> Code:
+        """`e` as a boolean: a comparison as itself (`a < b`), anything else `e != 0`."""
+        if isinstance(e, Op) and ops.OPS[e.op].boolean:
+            args = [_align(self.code(a), e.type.rank) for a in e.args]
+            if all(is_number(a) for a in e.args):  # `m < n` of two ints is a Python bool
+                args[0] = _tensor(args[0])
+            return Code(ops.compare_text(ops.OPS[e.op].boolean, args), 0, e.type)
+        c = _tensor(self.code(e)) if is_number(e) else self.code(e)
+        return Code(f"{c.at(ops.PREC_ADD)} != 0", 0, e.type)
 
     def _spelled(self, t: Type) -> Type:
         """`t` with its named dimensions spelled as in the generated code (sized operators like
