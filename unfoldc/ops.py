@@ -740,6 +740,19 @@ def _render_outer(a: list[Code], out: Type):
     return f"{a[0].at(PREC_ATOM)}.unsqueeze(-1) * {a[1].at(PREC_ATOM)}.unsqueeze(-2)", PREC_MUL
 
 
+def _call_last(fn: str, extra: str):
+    def render(a: list[Code], out: Type):
+        return f"{fn}({a[0].text}, {extra})", PREC_ATOM
+    return render
+
+
+def _render_logsumexp(a: list[Code], out: Type):
+    """Over the trailing (unbatched) axes; of a scalar, the scalar itself."""
+    if a[0].type.rank == 0:
+        return a[0].text, a[0].prec
+    return _call_last("torch.logsumexp", f"dim={_axes(a[0].type)}")(a, out)
+
+
 def _render_compare(sym: str):
     """A 0/1 mask in the network's dtype (`mask` helper). The comparison itself binds looser
     than any arithmetic, so operands are printed at sum level."""
@@ -779,12 +792,11 @@ _op("outer", "outer", (2, 2), _outer, _render_outer, _fn("outer"),
 _op("diag", "diag", (1, 1), _diag, _call("torch.diag_embed"), _fn("diag"),
     "diagonal matrix with the vector v on its diagonal",
     semantics=_S(lambda v: v.diag()), lipschitz=unanalyzed())
-_op("logsumexp", "logsumexp", (1, 1), _reduce,
-    _reduction("torch.logsumexp({x}, dim={ax})"), _fn("logsumexp"),
+_op("logsumexp", "logsumexp", (1, 1), _reduce, _render_logsumexp, _fn("logsumexp"),
     "log of the sum of the exponentials of all entries, computed stably (max shifted out)",
     semantics=_S("logsumexp"), lipschitz=unanalyzed())
-_op("logsumexp_rows", "logsumexp_rows", (1, 1), _rows,
-    _reduction("torch.logsumexp({x}, dim=-1)"), _fn("logsumexp_rows"),
+_op("logsumexp_rows", "logsumexp_rows", (1, 1), _rows, _call_last("torch.logsumexp", "dim=-1"),
+    _fn("logsumexp_rows"),
     "row-wise log-sum-exp of a matrix[m, n], a vector[m] (columns: `logsumexp_rows(M.T)`)",
     semantics=_S("logsumexp_rows"), lipschitz=unanalyzed())
 
