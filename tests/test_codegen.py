@@ -18,7 +18,7 @@ import unfoldc
 from unfoldc.ir.interpreter import run as interpret
 from unfoldc.ir.render import render
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "sinkhorn", "lamp")
 F64 = torch.float64
 
 
