@@ -69,7 +69,8 @@ def test_sinkhorn_equals_the_numpy_loop_and_the_interpreter(batch, K):
     got = model(a, b)
     assert_all_close(got, sinkhorn_log(C, a, b, K, eps=0.05))
     program = load("sinkhorn").artifacts.program
-    assert_all_close(got, interpret(program, {"C": C}, {"a": a, "b": b}, K, params={"epsilon": 0.05}))
+    assert_all_close(got, interpret(program, {"C": C}, {"a": a, "b": b}, K,
+                                    params={"epsilon": 0.05}))
 
 
 def test_sinkhorn_with_eps_1e_3_on_a_50_by_50_cost_is_stable():
