@@ -56,9 +56,8 @@ class ExprPrinter:
         args = [self.code(a) for a in e.args]
         if not opdef.infix:
             # torch's overloads take tensors, or numbers beside a tensor first argument, but
-            # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a vector)
-            mixed = any(c.type.rank > 0 or c.type.batched
-                        for a, c in zip(e.args[1:], args[1:]) if not is_number(a))
+            # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a tensor)
+            mixed = not all(is_number(a) for a in e.args[1:])
             args = [_tensor(c) if is_number(a) and (i == 0 or mixed or not
                                                      opdef.numbers_after_first) else c
                     for i, (a, c) in enumerate(zip(e.args, args))]
