@@ -654,7 +654,7 @@ _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
     semantics=_S(lambda a, b=None: a.max() if b is None else a.maximum(b)),
     lipschitz=MINMAX, conditions=())
 _op("clamp", "clamp", (3, 3), _bounds("`clamp`"), _render_clamp, _fn("clamp"),
-    "clamp(v, lo, hi) elementwise; lo and hi scalars or of v's shape (lo <= hi elementwise)",
+    "clamp(v, lo, hi) elementwise; lo and hi scalars or of v's shape",
     elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
     lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("clamp"),))
@@ -770,7 +770,7 @@ def _compare(name: str, sym: str, word: str, test: Callable) -> None:
     _op(name, sym, (2, 2), broadcast, _render_compare(sym), _fn(name),
         f"1 where a {sym} b ({word}), else 0, elementwise; a mask without gradient",
         infix=True, elementwise=True, helper="mask", boolean=sym,
-        semantics=_S(name), lipschitz=unanalyzed("a 0/1 mask: discontinuous"), conditions=(),
+        semantics=_S(name), lipschitz=unanalyzed("a 0/1 mask, discontinuous"), conditions=(),
         fold=lambda a, b: float(test(a, b)))
 
 
@@ -779,9 +779,9 @@ _compare("le", "<=", "at most", lambda a, b: a <= b)
 _compare("gt", ">", "greater than", lambda a, b: a > b)
 _compare("ge", ">=", "at least", lambda a, b: a >= b)
 _op("where", "where", (3, 3), _where, _call("torch.where"), _fn("where"),
-    "where(c, a, b): a where c is nonzero (true), else b, elementwise; c is usually a "
+    "b where a is nonzero (true), else c, elementwise: `where(x > 0, x, 0)`; a is usually a "
     "comparison", elementwise=True, numbers_after_first=False, condition_first=True,
-    semantics=_S("where"), lipschitz=unanalyzed("selects by a mask: not analyzed"),
+    semantics=_S("where"), lipschitz=unanalyzed("selects by a mask"),
     conditions=(), fold=lambda c, a, b: a if c else b)
 _op("trace", "trace", (1, 1), _trace, _render_trace, _fn("trace"),
     "trace of a square matrix (sum of its diagonal)",
