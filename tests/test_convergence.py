@@ -167,6 +167,14 @@ def test_require_and_assume_are_evaluated_with_their_origin():
     assert assume.failing_layers == [0, 1, 2, 3]
 
 
+def test_condition_text_does_not_repeat_its_keyword(golden):
+    """`require mu < L2` is listed as `require: mu < L2` (it read `require: require mu < L2`)."""
+    doc = unfoldc.load_source(USER, name="user.unf").__doc__
+    section = doc[doc.index("Convergence conditions"):].rstrip() + "\n"
+    golden("reports/user_conditions.txt", section)
+    assert "require: require" not in doc and "assume: assume" not in doc
+
+
 def texts_of(report):
     return {c.text: c for c in report.conditions}
 

@@ -370,3 +370,26 @@ def test_clamp_takes_a_number_beside_a_vector_bound():
     model = unfoldc.load_source(spec.replace("given  lo : vector[n]\n", ""), name="c.unf")
     out = model(H=H, hi=hi)(x)
     assert (out >= 0).all() and (out <= hi).all()
+
+
+def test_per_layer_vector_bounds_are_checked_per_layer_and_entry():
+    spec = """algorithm T
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+let    L = opnorm(H)^2
+train  lo : vector[n] per_layer = -1
+train  hi : vector[n] shared = 1
+layers 3:
+    s <- clamp(s - (1 / L) * H.T @ (H @ s - x), lo, hi)
+output s
+"""
+    H, x, _, _ = _box_problem()
+    model = unfoldc.load_source(spec, name="t.unf")(H=H)
+    assert model.convergence_report().ok
+    with torch.no_grad():
+        model.layers[1].lo[2] = 5.0  # above hi = 1 in layer 2 only
+    report = model.convergence_report()
+    (bounds,) = [c for c in report.conditions if c.text == "lo <= hi"]
+    assert bounds.failing_layers == [1] and report.verdict == "violated"
+    assert bounds.lhs == [-1.0, 5.0, -1.0]
