@@ -393,3 +393,20 @@ output s
     (bounds,) = [c for c in report.conditions if c.text == "lo <= hi"]
     assert bounds.failing_layers == [1] and report.verdict == "violated"
     assert bounds.lhs == [-1.0, 5.0, -1.0]
+
+
+@pytest.mark.parametrize("update", [
+    "soft(s - mu * H.T @ (H @ s - x) * (s > 0), mu * 0.1)",
+    "where(s > 0, s - mu * H.T @ (H @ s - x), s)",
+    "s - mu * H.T @ (H @ s - x) * mean(abs(s) > 0.1)",
+    "proj_box(s - mu * H.T @ (H @ s - x), -1, where(s > 0, 1, 2))",
+])
+def test_a_state_dependent_mask_is_never_certified(update):
+    """Each would be a certified proximal-gradient step if the mask or selection were dropped."""
+    spec = BOX.replace("proj_box(s - mu * H.T @ (H @ s - x), lo, hi)", update).replace(
+        "given  lo : vector[n]\ngiven  hi : vector[n]\n", "")
+    cls = unfoldc.load_source(spec, name="masked.unf")
+    H, x, _, _ = _box_problem()
+    report = cls(H=H).convergence_report()
+    assert report.verdict == "uncertified" and report.network_bound == float("inf")
+    assert "none (uncertified)" in cls.__doc__
