@@ -267,8 +267,9 @@ def curated(context: Context) -> Diagnostic | None:
 _CHAR_HINTS = {
     "'": "strings use double quotes: `\"...\"`",
     "%": "there is no `%` operator",
-    "!": "conditions are written `<=`, `>=`, `<`, `>` or `==` (in `require` and `assume`)",
-    "&": "there are no logical operators in a spec",
+    "!": "comparisons are `<`, `<=`, `>`, `>=` (and `==` in `require`/`assume`); for a mask "
+         "of `a != b` write `abs(a - b) > 0`",
+    "&": "there are no logical operators; multiply masks: `(a > 0) * (b > 0)`",
     "|": "there are no logical operators; write norms as `norm(x)`",
     "{": "only `(` and `)` group expressions; types use `[` and `]`",
     "}": "only `(` and `)` group expressions; types use `[` and `]`",
