@@ -268,9 +268,9 @@ def chained_comparison(c: Context) -> Diagnostic | None:
 
 RULES = (
     missing_header, python_power, transpose_call, chained_comparison, missing_layer_count,
-    missing_type_colon, missing_dim_comma, round_brackets_in_type, missing_sharing, arrow_in_declaration,
-    keyword_as_name, empty_body, statement_outside_body, trailing_comma, indexing,
-    missing_value, missing_operator, juxtaposition,
+    missing_type_colon, missing_dim_comma, round_brackets_in_type, missing_sharing,
+    arrow_in_declaration, keyword_as_name, empty_body, statement_outside_body, trailing_comma,
+    indexing, missing_value, missing_operator, juxtaposition,
 )
 
 
