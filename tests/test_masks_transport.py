@@ -410,3 +410,35 @@ def test_a_state_dependent_mask_is_never_certified(update):
     report = cls(H=H).convergence_report()
     assert report.verdict == "uncertified" and report.network_bound == float("inf")
     assert "none (uncertified)" in cls.__doc__
+
+
+PROX_BOX = """algorithm ProxBox
+given  H  : matrix[m, n]
+given  lo : vector[n]
+given  hi : vector[n]
+input  x  : vector[m]
+state  s  : vector[n] = 0
+let    L = opnorm(H)^2
+func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)
+func   g(u : vector[n]) = 0.1 * norm1(u) + ind_box(u, lo, hi)
+minimize f(s) + g(s)
+layers 20:
+    s <- prox((1 / L) * g, s - (1 / L) * grad(f, s))
+output s
+"""
+
+
+def test_prox_of_l1_plus_a_per_coordinate_box_is_a_vector_clamp():
+    """ind_box takes vector bounds too: its prox (with an l1 term) is proj_box(soft(...))."""
+    H, x, lo, hi = _box_problem()
+    cls = unfoldc.load_source(PROX_BOX, name="proxbox.unf")
+    assert "torch.clamp(soft(" in cls.artifacts.code
+    model = cls(H=H, lo=lo, hi=hi)
+    out = model(x)
+    assert ((out >= lo) & (out <= hi)).all()
+    assert torch.isfinite(model.objective(out, x)).all()
+    torch.testing.assert_close(out, interpret(cls.artifacts.program, {"H": H, "lo": lo, "hi": hi},
+                                              {"x": x}), **TOL)
+    report = model.convergence_report()
+    assert report.verdict == "certified"
+    assert any(c.text == "lo <= hi" for c in report.conditions)

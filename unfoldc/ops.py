@@ -815,6 +815,12 @@ def _indicator(scalars: int, kinds: str = "vector|matrix"):
     return rule
 
 
+def _ind_box(dims, args) -> Type:
+    _need("vector|matrix", args[0], 0, "this indicator")
+    _bounds("`ind_box`")(dims, args)
+    return SCALAR
+
+
 def _rank_arg(e, i: int):
     from unfoldc.ir.expr import Const  # local: ops.py must not depend on the IR at import
 
@@ -883,9 +889,10 @@ _op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
     "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft",
     semantics=_S("block_soft"), lipschitz=prox_of("b * norm2", "threshold"),
     conditions=(_GE0(1, "block_soft threshold"),))
-_op("ind_box", "ind_box", (3, 3), _indicator(2),
+_op("ind_box", "ind_box", (3, 3), _ind_box,
     _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),
-    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator",
+    "indicator of the box [lo, hi] (bounds scalars or of v's shape): 0 inside, +inf outside",
+    helper="indicator",
     semantics=_S("ind_box"), lipschitz=unanalyzed(), conditions=(),
     prox=ProxAtom("proj_box", scaled=False, separable=True))
 _op("ind_nonneg", "ind_nonneg", (1, 1), _indicator(0),
