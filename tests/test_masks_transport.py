@@ -271,6 +271,10 @@ def test_guarded_conjugate_gradient_solves_and_survives_a_zero_residual():
     torch.testing.assert_close(x, interpret(model.__class__.artifacts.program, {"A": A},
                                             {"b": b}), **TOL)
     assert model.convergence_report().verdict == "uncertified"
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(b), x)
+    torch._dynamo.reset()
 
 
 # ---- trace, pi, outer, diag, logsumexp ----------------------------------------------------------
