@@ -446,3 +446,20 @@ def test_prox_of_l1_plus_a_per_coordinate_box_is_a_vector_clamp():
     report = model.convergence_report()
     assert report.verdict == "certified"
     assert any(c.text == "lo <= hi" for c in report.conditions)
+
+
+def test_a_spec_may_name_a_given_mask():
+    """The comparison helper is `as_mask`: a given called `mask` keeps its name."""
+    spec = """algorithm T
+given  mask : vector[n]
+input  x : vector[n]
+state  s : vector[n] = 0
+layers 2:
+    s <- s + mask * (x > 0)
+output s
+"""
+    cls = unfoldc.load_source(spec, name="t.unf")
+    assert cls.GIVENS == ("mask",)
+    x = torch.tensor([[1.0, -1.0, 2.0]], dtype=F64)
+    out = cls(mask=torch.tensor([1.0, 1.0, 0.5], dtype=F64))(x)
+    assert out.tolist() == [[2.0, 0.0, 1.0]]

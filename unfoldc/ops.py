@@ -754,22 +754,23 @@ def _render_logsumexp(a: list[Code], out: Type):
 
 
 def _render_compare(sym: str):
-    """A 0/1 mask in the network's dtype (`mask` helper). The comparison itself binds looser
-    than any arithmetic, so operands are printed at sum level."""
+    """A 0/1 mask in the network's dtype, by the `as_mask` helper (helper names are reserved in
+    generated code, and `mask` is a natural spec name). The comparison binds looser than any
+    arithmetic, so operands are printed at sum level."""
     def render(a: list[Code], out: Type):
-        return f"mask({compare_text(sym, a)}, like)", PREC_ATOM
+        return f"as_mask({compare_text(sym, a)}, like)", PREC_ATOM
     return render
 
 
 def compare_text(sym: str, a: list[Code]) -> str:
-    """`a < b` as Python text: a boolean (tensor), for `mask(...)` or `torch.where(...)`."""
+    """`a < b` as Python text: a boolean (tensor), for `as_mask(...)` or `torch.where(...)`."""
     return f"{a[0].at(PREC_ADD)} {sym} {a[1].at(PREC_ADD)}"
 
 
 def _compare(name: str, sym: str, word: str, test: Callable) -> None:
     _op(name, sym, (2, 2), broadcast, _render_compare(sym), _fn(name),
         f"1 where a {sym} b ({word}), else 0, elementwise; a mask without gradient",
-        infix=True, elementwise=True, helper="mask", boolean=sym,
+        infix=True, elementwise=True, helper="as_mask", boolean=sym,
         semantics=_S(name), lipschitz=unanalyzed("a 0/1 mask, discontinuous"), conditions=(),
         fold=lambda a, b: float(test(a, b)))
 
