@@ -15,10 +15,10 @@ from conftest import EXAMPLES, ROOT
 from reference_loops import ista
 
 import unfoldc
+from unfoldc.graphs.render import render
 from unfoldc.ir.interpreter import run as interpret
-from unfoldc.ir.render import render
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "sinkhorn", "lamp")
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "dugd", "sinkhorn", "lamp")
 F64 = torch.float64
 
 
@@ -37,7 +37,7 @@ def test_compiling_twice_gives_identical_text():
 
 
 def test_output_does_not_depend_on_the_hash_seed():
-    script = ("import sys, unfoldc\nfrom unfoldc.ir.render import render\n"
+    script = ("import sys, unfoldc\nfrom unfoldc.graphs.render import render\n"
               "for n in sys.argv[1:]:\n"
               "    a = unfoldc.compile(f'examples/{n}.unf')\n"
               "    sys.stdout.write(a.code + render(a.graph(), 'text')"

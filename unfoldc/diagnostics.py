@@ -45,6 +45,7 @@ CODES = {
     "E0403": "the spec has no layer body",
     "E0404": "a size or layer count is too large",
     "E0405": "an expression is too large once functions are inlined",
+    "E0406": "a per-layer schedule does not cover the layers",
     "W0001": "state is never updated",
     "W0002": "value is never used",
 }

@@ -12,18 +12,18 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
 from unfoldc.codegen.text import comment, docstring, docstring_lines, literal
 from unfoldc.convergence.emit import ConvergenceEmitter
-from unfoldc.ir.expr import Const, Expr, Sym, symbols, walk
+from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols, walk
 from unfoldc.ir.program import Assign, Program, Symbol
 from unfoldc.ir.types import Type
 from unfoldc.ops import PREC_ATOM
 from unfoldc.source import Source
+from unfoldc.version import __version__
 
 
 class Writer:
@@ -86,6 +86,12 @@ class ModuleEmitter:
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
         self.storage = {s.name: self._storage_names(s) for s in self.trainables}
+        # The layer index `layer` and periodic trainables need the index k of the layer.
+        self.layer_index = self.ns.fresh("layer_index")
+        body_reads = {n for a in program.body for n in symbols(a.value)}
+        self.indexed = any(n.role == "layer" for n in body_reads) or any(
+            s.period is not None and s.name in {n.name for n in body_reads}
+            for s in self.per_layer)
         self.convergence = ConvergenceEmitter(self)  # docstring section, report method, classes
 
     # ---- naming ---------------------------------------------------------------------------------
@@ -107,6 +113,8 @@ class ModuleEmitter:
     def _printer(self, scope: str) -> ExprPrinter:
         """A printer for `setup` (inside __init__) or `forward` code."""
         def name_of(sym: Sym) -> str:
+            if sym.role == "layer":
+                return self.layer_index  # a loop variable wherever `layer` may be read
             if scope == "setup" or sym.role in ("input", "state", "temp", "hoisted", "dim"):
                 return self.n(sym.name)
             if sym.role in ("train", "net", "arg"):
@@ -179,27 +187,61 @@ class ModuleEmitter:
         return f"{where}: {comment(text)}" if text else where
 
     # ---- per-layer parameters -------------------------------------------------------------------
+    def _layer_params(self) -> list[tuple[str, Symbol]]:
+        """(argument, its trainable or net) of the layer class, in order: per-layer initial
+        values (and interval bounds), nets, then periodic trainables, which default to None
+        (only layers 0..T-1 hold a copy)."""
+        def values(group):
+            out = []
+            for s in group:
+                out.append((self.n(s.name), s))
+                if s.constraint and s.constraint.kind == "interval":
+                    out += [(self.storage[s.name]["lo"], s), (self.storage[s.name]["hi"], s)]
+            return out
+        own = [s for s in self.per_layer if s.period is None]
+        periodic = [s for s in self.per_layer if s.period is not None]
+        return values(own) + [(self.n(s.name), s) for s in self.layer_nets] + values(periodic)
+
     def _layer_args(self) -> str:
-        """Arguments of the layer class: per-layer initial values (and interval bounds)."""
-        args = []
-        for s in self.per_layer:
-            args.append(self.n(s.name))
-            if s.constraint and s.constraint.kind == "interval":
-                args += [self.storage[s.name]["lo"], self.storage[s.name]["hi"]]
-        return ", ".join(args + [self.n(s.name) for s in self.layer_nets])
+        """The layer class's signature (after `self`)."""
+        return ", ".join(arg + ("=None" if s.period is not None else "")
+                         for arg, s in self._layer_params())
+
+    def _layer_call(self) -> tuple[str, bool]:
+        """The arguments of `Layer(...)` for layer k, and whether they read k: entry k of a net
+        list or of initial values stacked over the layer index; a periodic copy only for k < T."""
+        out = []
+        for arg, s in self._layer_params():
+            stacked = s.role == "net" or (arg == self.n(s.name) and _reads_layer(s.init))
+            value = f"{arg}[k]" if stacked else arg
+            out.append(value if s.period is None else f"{value} if k < {s.period} else None")
+        reads_k = any(s.role == "net" or s.period is not None or _reads_layer(s.init)
+                      for _, s in self._layer_params())
+        return ", ".join(out), reads_k
 
     def _layer_class(self, w: Writer) -> None:
         args = self._layer_args()
         w(f"class {self.layer_cls}(nn.Module):")
         w.indent()
-        w(f'"""The trainable parameters of one {self.p.name} layer."""')
+        if any(s.period is not None for s in self.per_layer):
+            w(f'"""The trainable parameters of one {self.p.name} layer.')
+            w()
+            w("A `periodic T` trainable is held by layers 0..T-1 only (None elsewhere): layer k")
+            w('uses the copy of layer k mod T."""')
+        else:
+            w(f'"""The trainable parameters of one {self.p.name} layer."""')
         w()
         w(f"def __init__(self, {args}):")
         w.indent()
         w("super().__init__()")
         for s in self.per_layer:
             w(self._origin(s.line))
+            if s.period is not None:
+                w(f"if {self.n(s.name)} is not None:")
+                w.indent()
             self._store_trainable(w, s, self.n(s.name))
+            if s.period is not None:
+                w.dedent()
         for s in self.layer_nets:
             w(self._origin(s.line))
             w(f"self.{self.n(s.name)} = {self.n(s.name)}")
@@ -302,8 +344,7 @@ class ModuleEmitter:
         w(f"STATES = {names('state')}")
         w(f"PARAMS = {names('param')}")
         w(f"OUTPUTS = ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        sharing = ", ".join(f'"{self.n(s.name)}": "{"per_layer" if s.per_layer else "shared"}"'
-                            for s in self.trainables)
+        sharing = ", ".join(f'"{self.n(s.name)}": "{_sharing(s)}"' for s in self.trainables)
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
         if len(p.outputs) > 1:
@@ -343,20 +384,54 @@ class ModuleEmitter:
             w(f"{self.n(a.target)} = {self.setup_value(pr, a.value)}")
             if a.target in in_forward:
                 w(f'self.register_buffer("{self.n(a.target)}", {self.n(a.target)})')
+        self._check_schedules(w, self._setup_schedules(), "num_layers")
         for s in self.trainables:
             self._trainable_init(w, pr, s)
         self._shared_nets(w)
         if self.per_layer or self.layer_nets:
-            args = self._layer_args()
-            for s in self.layer_nets:  # one list entry per layer; the layer takes entry k
-                args = args.replace(self.n(s.name), f"{self.n(s.name)}[k]")
+            args, reads_k = self._layer_call()
             w("self.layers = nn.ModuleList(")
-            index = "k" if self.layer_nets else "_"
-            w(f"    [{self.layer_cls}({args}) for {index} in range(num_layers)]")
+            w(f"    [{self.layer_cls}({args}) for {'k' if reads_k else '_'} in range(num_layers)]")
             w(")")
         else:
             w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
         w.dedent()
+
+    # ---- vectors indexed by the layer index ----------------------------------------------------
+    def _setup_schedules(self) -> list[tuple[Expr, int, str]]:
+        """(vector, spec line, copies) for each `v[layer]` in an initial value, and for those of
+        the body (checked against num_layers at construction too)."""
+        found = []
+        for s in self.per_layer:
+            copies = "num_layers" if s.period is None else f"min({s.period}, num_layers)"
+            found += [(v, s.line, copies) for v in _indexed(s.init)]
+        return found + [(v, line, "num_layers") for v, line, _ in self._body_schedules()]
+
+    def _body_schedules(self) -> list[tuple[Expr, int, str]]:
+        return [(v, a.line, "K") for a in self.p.body for v in _indexed(a.value)]
+
+    def _check_schedules(self, w: Writer, found, scope: str) -> None:
+        """A located ValueError when a vector indexed by `layer` is shorter than the layers
+        that read it (`scope`: num_layers in __init__, K in forward)."""
+        pr = self._printer("setup" if scope == "num_layers" else "forward")
+        spec = ExprPrinter(lambda sym: sym.name)  # the vector as the spec writes it
+        seen = set()
+        for v, line, copies in found:
+            code = pr.code(v).at(PREC_ATOM)
+            self.helpers |= pr.helpers
+            if (code, copies) in seen:
+                continue
+            seen.add((code, copies))
+            text = _braces(spec(v))
+            shown = text if text.isidentifier() else f"({text})"
+            where = _braces(f"{self.p.source_name}:{line}")
+            w(f"if {code}.shape[-1] < {copies}:")
+            parts = [f"{where}: `{shown}[layer]` reads entry k in layer k, but ",
+                     f"`{text}` has {{{code}.shape[-1]}} entries for {{{copies}}} layers; ",
+                     "give it at least one entry per layer"]
+            w(f"    raise ValueError(f{literal(parts[0])}")
+            for part in parts[1:]:
+                w(f"                     f{literal(part)}" + (")" if part is parts[-1] else ""))
 
     def _shared_nets(self, w: Writer) -> None:
         if self.layer_nets or self.shared_nets:
@@ -396,7 +471,14 @@ class ModuleEmitter:
         shape = _shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
         self.helpers.add("fill")
         w(self._origin(s.line))
-        w(f"{name} = fill({self.expr(pr, s.init)}, {shape}, like)")
+        if s.per_layer and _reads_layer(s.init):  # copy k starts from the value at layer = k
+            copies = "num_layers" if s.period is None else f"min({s.period}, num_layers)"
+            w(f"{name} = torch.stack([")
+            w(f"    fill({self.expr(pr, s.init)}, {shape}, like)")
+            w(f"    for {self.layer_index} in range({copies})")
+            w("])")
+        else:
+            w(f"{name} = fill({self.expr(pr, s.init)}, {shape}, like)")
         self._check_constraint(w, pr, s)
         if not s.per_layer:
             self._store_trainable(w, s, name)
@@ -463,6 +545,7 @@ class ModuleEmitter:
         w.indent()
         self._forward_doc(w)
         w("K = self.num_layers if num_layers is None else num_layers")
+        self._check_schedules(w, self._body_schedules(), "K")
         start = len(w.lines)
         # The batch size and the tensor that new tensors follow: kept only where read (below).
         w(f"B = {inputs[0]}.shape[0]" if inputs else "B = 1")
@@ -628,7 +711,8 @@ class ModuleEmitter:
 
     def _step_args(self) -> str:
         per_layer = self.per_layer or self.layer_nets
-        return ", ".join((["layer"] if per_layer else []) + self._carried())
+        index = [self.layer_index] if self.indexed else []
+        return ", ".join((["layer"] if per_layer else []) + index + self._carried())
 
     def _step(self, w: Writer, pr: ExprPrinter) -> None:
         """`step(layer, states...)`: one layer, as a local function (checkpointable)."""
@@ -638,10 +722,15 @@ class ModuleEmitter:
         w('"""One layer: the update equations of the spec, in order."""')
         used = {n.name for a in self.p.body for n in symbols(a.value)}
         bound = [s for s in self.per_layer + self.layer_nets if s.name in used]
-        if bound:
-            lhs = ", ".join(self.n(s.name) for s in bound)
-            rhs = ", ".join(f"layer.{self.n(s.name)}" for s in bound)
+        own = [s for s in bound if getattr(s, "period", None) is None]
+        if own:
+            lhs = ", ".join(self.n(s.name) for s in own)
+            rhs = ", ".join(f"layer.{self.n(s.name)}" for s in own)
             w(f"{lhs} = {rhs}")
+        for s in bound:
+            if getattr(s, "period", None) is not None:  # copy k mod T, held by layer k mod T
+                w(f"{self.n(s.name)} = self.layers[{self.layer_index} % {s.period}]."
+                  f"{self.n(s.name)}")
         last = None
         for a in self.p.body:
             if a.line != last:
@@ -658,7 +747,11 @@ class ModuleEmitter:
 
     def _loop(self, w: Writer) -> None:
         per_layer = self.per_layer or self.layer_nets
-        w("for layer in self.layers[:K]:" if per_layer else "for _ in range(K):")
+        if self.indexed:
+            w(f"for {self.layer_index}, layer in enumerate(self.layers[:K]):" if per_layer
+              else f"for {self.layer_index} in range(K):")
+        else:
+            w("for layer in self.layers[:K]:" if per_layer else "for _ in range(K):")
         w.indent()
         carried = self._carried()
         lhs = ", ".join(carried) + ("," if len(carried) == 1 else "")
@@ -693,6 +786,30 @@ class ModuleEmitter:
 
 
 _SIZED = ("eye", "zeros", "ones")  # operators whose rendering needs their sizes at run time
+
+
+def _reads_layer(e: Expr | None) -> bool:
+    """Whether `e` reads the layer index `layer`."""
+    return e is not None and any(isinstance(n, Sym) and n.role == "layer" for n in walk(e))
+
+
+def _indexed(e: Expr | None) -> list[Expr]:
+    """The vectors `e` indexes by the layer index (`steps` in `steps[layer]`)."""
+    if e is None:
+        return []
+    return [n.args[0] for n in walk(e) if isinstance(n, Op) and n.op == "index"]
+
+
+def _braces(text: str) -> str:
+    """`text` as the literal part of an f-string."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _sharing(s: Symbol) -> str:
+    """A trainable's entry in TRAINABLES: `shared`, `per_layer` or `periodic T`."""
+    if not s.per_layer:
+        return "shared"
+    return "per_layer" if s.period is None else f"periodic {s.period}"
 
 
 

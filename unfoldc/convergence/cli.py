@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unfoldc.usage import EXIT_OK, EXIT_UNCERTIFIED, EXIT_USER, UsageError, check_depth
+
 # check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNCERTIFIED = 0, 1, 2, 4
-VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT_UNCERTIFIED}
+VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_USER, "uncertified": EXIT_UNCERTIFIED}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,18 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from unfoldc.cli import EXIT_USER, UsageError, check_depth
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import Options, compile_file
 
     if args.layers is not None:  # before anything is built: --layers 1000000000000 is refused
         check_depth("--layers", args.layers)
     art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
-    an = derive(art.program)
+    an = derive(art.optimized)  # as the generated report does, after enforcement
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
-    givens = dict(_parse_given(g, UsageError) for g in args.given)
+    givens = dict(_parse_given(g) for g in args.given)
     names = [s.name for s in art.program.by_role("given")]
     unknown = sorted(set(givens) - set(names))
     if unknown:
@@ -64,18 +64,18 @@ def run(args) -> int:
     return VERDICT_EXIT[report.verdict]
 
 
-def _parse_given(text: str, usage) -> tuple[str, str]:
+def _parse_given(text: str) -> tuple[str, str]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
-        raise usage(f"--given takes NAME=FILE.npy, got {text!r}")
+        raise UsageError(f"--given takes NAME=FILE.npy, got {text!r}")
     return name, path
 
 
 def _evaluate(art, paths: dict[str, str], args):
-    from unfoldc.loader import _class_from
+    from unfoldc.loader import class_from
     from unfoldc.train import operands
 
-    cls = _class_from(art)
+    cls = class_from(art)
     givens = {name: operands.read_given(name, path) for name, path in paths.items()}
     origins = {name: f"`{path}`" for name, path in paths.items()}
     if args.weights:
