@@ -463,3 +463,23 @@ output s
     x = torch.tensor([[1.0, -1.0, 2.0]], dtype=F64)
     out = cls(mask=torch.tensor([1.0, 1.0, 0.5], dtype=F64))(x)
     assert out.tolist() == [[2.0, 0.0, 1.0]]
+
+
+def test_a_number_that_may_be_zero_divides_as_a_tensor():
+    """`1 / layer` (0 in the first layer), `1 / (m - n)` and `(m - n) ^ 0.5` raised Python's
+    ZeroDivisionError or became complex in generated code; as tensors they are inf and nan."""
+    spec = """algorithm Z
+given  H : matrix[m, n]
+input  x : vector[m]
+state  s : vector[n] = 0
+state  t : scalar = 0
+layers 2:
+    s <- s + min(1 / layer, 5) + 0 * H.T @ x
+    t <- 1 / (m - n) + (m - n) ^ 0.5 + layer ^ -1
+output s, t
+"""
+    model = unfoldc.load_source(spec, name="z.unf")(H=torch.ones(3, 3, dtype=F64))
+    s, t = model(torch.ones(1, 3, dtype=F64), all_layers=True)[0]
+    assert s.tolist() == [[5.0, 5.0, 5.0]] and torch.isinf(t).all() and t.dtype == F64
+    code = model.__class__.artifacts.code
+    assert "like.new_tensor(1) / layer" in code and "like.new_tensor(m - n) ** 0.5" in code

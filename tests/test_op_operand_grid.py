@@ -2,8 +2,9 @@
 
 The grid is generated from `ops.OPS`: each operator, at each of its argument positions, gets
 each kind of operand a spec can write (a dimension, a literal, a param, a let, a given, an
-input, a state, a per-layer trainable), in each type that kind can have, with the other
-arguments filled so that the operator's shape rule accepts the call when some filling does.
+input, a state, a per-layer trainable, the layer index), in each type that kind can have, with
+the other arguments filled so that the operator's shape rule (and the checker's own rule for
+`v[layer]`) accepts the call when some filling does.
 Accepted applications are compiled together (one spec per operator: in the layer body, and in a
 `let` when every operand is known at construction), built, run and reported on; no combination
 may raise. Refused applications must each be a located diagnostic on their own line.
@@ -35,6 +36,7 @@ OPERANDS = {
     "input": [("x", V, "input")],
     "state": [("t", SCALAR, "state"), ("s", V, "state"), ("S", M, "state")],
     "per-layer trainable": [("w", SCALAR, "train"), ("wv", V, "train")],
+    "layer index": [("layer", SCALAR, "layer")],
 }
 STATIC = {"dim", "const", "param", "let", "given"}
 FILLERS = [("0.5", SCALAR, "const"), ("g", V, "given"), ("G", M, "given"), ("n", SCALAR, "dim"),
@@ -63,7 +65,14 @@ def _stand_in(text: str, t: Type, role: str):
     return Sym(text, t, role)
 
 
+# Rules the checker applies beyond the shape rule: `v[layer]` indexes a vector known at
+# construction by the layer index only.
+CHECKER_RULES = {"index": lambda args: args[1][0] == "layer" and args[0][2] in STATIC}
+
+
 def _accepts(op: str, args) -> bool:
+    if op in CHECKER_RULES and not CHECKER_RULES[op](args):
+        return False
     try:
         ops.OPS[op].shape(DimTable(), [_stand_in(*a) for a in args])
     except ops.ShapeError:
@@ -79,6 +88,8 @@ def _text(op: str, args) -> str:
         return f"-({a[0]})"
     if op == "transpose":
         return f"({a[0]}).T"
+    if op == "index":
+        return f"({a[0]})[{a[1]}]"
     return f"{ops.OPS[op].spelling}({', '.join(a)})"
 
 
@@ -136,15 +147,7 @@ def _run(cls) -> None:
     model.convergence_report()
 
 
-# soft_ss's selected fraction q must lie in [0, 1] (the report's condition), and its helper
-# raises torch's RuntimeError for q = 2 at run time; issue 12's support-selection item
-# (another branch) rewrites that helper.
-KNOWN = {"soft_ss": pytest.mark.xfail(raises=RuntimeError, reason="soft_ss with q > 1 raises "
-                                      "torch's quantile() error at run time")}
-
-
-@pytest.mark.parametrize("op", [pytest.param(n, marks=KNOWN[n]) if n in KNOWN else n
-                                for n in NAMES])
+@pytest.mark.parametrize("op", NAMES)
 def test_every_accepted_operand_compiles_and_runs(op):
     accepted = [(e, static) for e, ok, static in applications(op) if ok]
     assert accepted, f"`{op}` accepts no operand of the grid"

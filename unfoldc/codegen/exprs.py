@@ -54,6 +54,8 @@ class ExprPrinter:
     def _op(self, e: Op) -> Code:
         opdef = ops.OPS[e.op]
         args = [self.code(a) for a in e.args]
+        if e.op in ("div", "pow") and _may_raise(e) and all(is_number(a) for a in e.args):
+            args[0] = _tensor(args[0])
         if not opdef.infix:
             # torch's overloads take tensors, or numbers beside a tensor first argument, but
             # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a tensor)
@@ -99,7 +101,28 @@ def is_number(e: Expr) -> bool:
         return True
     if isinstance(e, Sym):
         return e.role in ("dim", "layer")  # the layer index is a Python int too
-    return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args)
+    return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args) \
+        and not _may_raise(e)
+
+
+def _may_raise(e: Op) -> bool:
+    """Python arithmetic that can raise where tensors give inf or nan: a division by a number
+    that may be 0 (`1 / layer` in layer 0, `1 / (m - n)`), a power of one that may be 0 or
+    negative (`layer ^ -1`, `(m - n) ^ 0.5` is complex). Its left operand is printed as a tensor."""
+    if e.op == "div":
+        return not _positive(e.args[1])
+    return e.op == "pow" and not _positive(e.args[0])
+
+
+def _positive(e: Expr) -> bool:
+    """A number known > 0: a positive literal, a dimension, sums, products and quotients of
+    those (the layer index starts at 0)."""
+    if isinstance(e, Const):
+        return e.value > 0
+    if isinstance(e, Sym):
+        return e.role == "dim"
+    return e.op in ("add", "mul", "div", "pow") and _positive(e.args[0]) and (
+        e.op == "pow" or _positive(e.args[1]))
 
 
 def _tensor(c: Code) -> Code:
