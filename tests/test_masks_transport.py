@@ -317,13 +317,14 @@ def test_trace_pi_outer_diag_logsumexp_against_numpy_and_the_interpreter():
 
 
 # ---- vector bounds ------------------------------------------------------------------------------
-BOX = """algorithm PGD "projected gradient onto a per-coordinate box"
-given  H  : matrix[m, n]
+BOX_DECLS = """given  H  : matrix[m, n]
 given  lo : vector[n]
 given  hi : vector[n]
 input  x  : vector[m]
 state  s  : vector[n] = 0
 let    L = opnorm(H)^2
+"""
+BOX = 'algorithm PGD "projected gradient onto a per-coordinate box"\n' + BOX_DECLS + """\
 train  mu : scalar per_layer = 1 / L   positive
 layers 6:
     s <- proj_box(s - mu * H.T @ (H @ s - x), lo, hi)
@@ -416,14 +417,7 @@ def test_a_state_dependent_mask_is_never_certified(update):
     assert "none (uncertified)" in cls.__doc__
 
 
-PROX_BOX = """algorithm ProxBox
-given  H  : matrix[m, n]
-given  lo : vector[n]
-given  hi : vector[n]
-input  x  : vector[m]
-state  s  : vector[n] = 0
-let    L = opnorm(H)^2
-func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)
+PROX_BOX = "algorithm ProxBox\n" + BOX_DECLS + """func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)
 func   g(u : vector[n]) = 0.1 * norm1(u) + ind_box(u, lo, hi)
 minimize f(s) + g(s)
 layers 20:
