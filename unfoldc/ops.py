@@ -27,6 +27,7 @@ dimensions and `.mT`, which work with and without it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -211,6 +212,10 @@ class OpDef:
     conditions: tuple[ArgCondition, ...] | None = None
     prox: ProxAtom | None = None
     fold: Callable[..., float | None] | None = None  # on Python numbers; None: undefined there
+    # A comparison: its Python symbol (its boolean form, printed inside `where`).
+    boolean: str = ""
+    # The first argument is a condition: printed as a boolean (`a < b`, or `c != 0`).
+    condition_first: bool = False
 
 
 OPS: dict[str, OpDef] = {}
@@ -260,14 +265,6 @@ def _same(dims, args):
 
 def _scalar(dims, args):
     return SCALAR
-
-
-def _scalar_args(first: int):
-    def rule(dims, args):
-        for i, a in enumerate(args[first:], start=first):
-            _need("scalar", a, i, "this argument")
-        return _same(dims, args)
-    return rule
 
 
 def _matmul(dims: DimTable, args) -> Type:
@@ -394,6 +391,21 @@ def _svt(dims, args) -> Type:
     _need("matrix", args[0], 0, "`svt`")
     _need("scalar", args[1], 1, "`svt`'s threshold")
     return _same(dims, args)
+
+
+def _bounds(what: str):
+    """`clamp(v, lo, hi)`: each bound a scalar (one for every entry) or of v's shape."""
+    def rule(dims, args):
+        out = _same(dims, args)
+        for i in (1, 2):
+            t = _t(args[i])
+            if t.kind != "scalar" and not _dims_eq(dims, out, t):
+                raise ShapeError("E0302", f"{what}'s bounds are scalars or have the shape of "
+                                 f"its first argument ({dims.resolve(out)}), found a "
+                                 f"{dims.resolve(t)}", f"a {dims.resolve(t)}", i,
+                                 "give one bound for every entry, or a scalar for all")
+        return out
+    return rule
 
 
 def _vector_op(what: str, scalars: int = 0):
@@ -761,8 +773,9 @@ _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
     numbers_after_first=False,
     semantics=_S(lambda a, b=None: a.max() if b is None else a.maximum(b)),
     lipschitz=MINMAX, conditions=())
-_op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
-    "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True,
+_op("clamp", "clamp", (3, 3), _bounds("`clamp`"), _render_clamp, _fn("clamp"),
+    "clamp(v, lo, hi) elementwise; lo and hi scalars or of v's shape",
+    elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
     lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("clamp"),))
 _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
@@ -787,8 +800,9 @@ _op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
     "singular value thresholding: soft threshold of the singular values", helper="svt",
     semantics=_S("svt"), lipschitz=prox_of("b * nucnorm", "threshold"),
     conditions=(_GE0(1, "svt threshold"),))
-_op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),
-    "projection onto the box [lo, hi] (elementwise)", elementwise=True,
+_op("proj_box", "proj_box", (3, 3), _bounds("`proj_box`"), _render_clamp, _fn("proj_box"),
+    "projection onto the box [lo, hi] (elementwise); lo and hi scalars or of v's shape",
+    elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
     lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("proj_box"),))
 _op("proj_nonneg", "proj_nonneg", (1, 1), _same, _method("clamp", "min=0"), _fn("proj_nonneg"),
@@ -827,6 +841,106 @@ _op("div2d", "div2d", (1, 1), _div2d, _call("div2d"), _fn("div2d"),
     lipschitz=linear_op(8 ** 0.5, "grad2d", adjoint=True, sign=-1.0))
 
 
+# ---- traces, outer products, log-sum-exp, masks and selections (issue 12) --------------------
+def _trace(dims, args) -> Type:
+    _square(dims, args, 0, "`trace`")
+    return SCALAR
+
+
+def _outer(dims, args) -> Type:
+    _need("vector", args[0], 0, "`outer`")
+    _need("vector", args[1], 1, "`outer`")
+    return matrix(_t(args[0]).dims[0], _t(args[1]).dims[0])
+
+
+def _diag(dims, args) -> Type:
+    if _t(args[0]).kind == "matrix":
+        raise ShapeError("E0306", "`diag` builds a diagonal matrix from a vector, found a "
+                         f"{dims.resolve(_t(args[0]))}", "a matrix", 0,
+                         "`trace(M)` sums a square matrix's diagonal")
+    _need("vector", args[0], 0, "`diag`")
+    n = _t(args[0]).dims[0]
+    return matrix(n, n)
+
+
+def _rows(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`logsumexp_rows`")
+    return vector(_t(args[0]).dims[0])
+
+
+def _where(dims, args) -> Type:
+    return broadcast(dims, args)
+
+
+def _render_trace(a: list[Code], out: Type):
+    return f"{a[0].at(PREC_ATOM)}.diagonal(dim1=-2, dim2=-1).sum(-1)", PREC_ATOM
+
+
+def _render_outer(a: list[Code], out: Type):
+    return f"{a[0].at(PREC_ATOM)}.unsqueeze(-1) * {a[1].at(PREC_ATOM)}.unsqueeze(-2)", PREC_MUL
+
+
+def _call_last(fn: str, extra: str):
+    def render(a: list[Code], out: Type):
+        return f"{fn}({a[0].text}, {extra})", PREC_ATOM
+    return render
+
+
+def _render_logsumexp(a: list[Code], out: Type):
+    """Over the trailing (unbatched) axes; of a scalar, the scalar itself."""
+    if a[0].type.rank == 0:
+        return a[0].text, a[0].prec
+    return _call_last("torch.logsumexp", f"dim={_axes(a[0].type)}")(a, out)
+
+
+def _render_compare(sym: str):
+    """A 0/1 mask in the network's dtype, by the `as_mask` helper (helper names are reserved in
+    generated code, and `mask` is a natural spec name). The comparison binds looser than any
+    arithmetic, so operands are printed at sum level."""
+    def render(a: list[Code], out: Type):
+        return f"as_mask({compare_text(sym, a)}, like)", PREC_ATOM
+    return render
+
+
+def compare_text(sym: str, a: list[Code]) -> str:
+    """`a < b` as Python text: a boolean (tensor), for `as_mask(...)` or `torch.where(...)`."""
+    return f"{a[0].at(PREC_ADD)} {sym} {a[1].at(PREC_ADD)}"
+
+
+def _compare(name: str, sym: str, word: str, test: Callable) -> None:
+    _op(name, sym, (2, 2), broadcast, _render_compare(sym), _fn(name),
+        f"1 where a {sym} b ({word}), else 0, elementwise; a mask without gradient",
+        infix=True, elementwise=True, helper="as_mask", boolean=sym,
+        semantics=_S(name), lipschitz=unanalyzed("a 0/1 mask, discontinuous"), conditions=(),
+        fold=lambda a, b: float(test(a, b)))
+
+
+_compare("lt", "<", "less than", lambda a, b: a < b)
+_compare("le", "<=", "at most", lambda a, b: a <= b)
+_compare("gt", ">", "greater than", lambda a, b: a > b)
+_compare("ge", ">=", "at least", lambda a, b: a >= b)
+_op("where", "where", (3, 3), _where, _call("torch.where"), _fn("where"),
+    "b where a is nonzero (true), else c, elementwise: `where(x > 0, x, 0)`; a is usually a "
+    "comparison", elementwise=True, numbers_after_first=False, condition_first=True,
+    semantics=_S("where"), lipschitz=unanalyzed("selects by a mask"),
+    conditions=(), fold=lambda c, a, b: a if c else b)
+_op("trace", "trace", (1, 1), _trace, _render_trace, _fn("trace"),
+    "trace of a square matrix (sum of its diagonal)",
+    semantics=_S("trace"), lipschitz=unanalyzed())
+_op("outer", "outer", (2, 2), _outer, _render_outer, _fn("outer"),
+    "outer product u v^T: vector[m], vector[n] -> matrix[m, n]",
+    semantics=_S(lambda u, v: u.outer(v)), lipschitz=unanalyzed("bilinear"), conditions=())
+_op("diag", "diag", (1, 1), _diag, _call("torch.diag_embed"), _fn("diag"),
+    "diagonal matrix with the vector v on its diagonal",
+    semantics=_S(lambda v: v.diag()), lipschitz=unanalyzed())
+_op("logsumexp", "logsumexp", (1, 1), _reduce, _render_logsumexp, _fn("logsumexp"),
+    "log of the sum of the exponentials of all entries, computed stably (max shifted out)",
+    semantics=_S("logsumexp"), lipschitz=unanalyzed())
+_op("logsumexp_rows", "logsumexp_rows", (1, 1), _rows, _call_last("torch.logsumexp", "dim=-1"),
+    _fn("logsumexp_rows"),
+    "row-wise log-sum-exp of a matrix[m, n], a vector[m] (columns: `logsumexp_rows(M.T)`)",
+    semantics=_S("logsumexp_rows"), lipschitz=unanalyzed())
+
 # ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
 def _norm_any(dims, args) -> Type:
     _need("vector|matrix", args[0], 0, "this norm")
@@ -840,6 +954,12 @@ def _indicator(scalars: int, kinds: str = "vector|matrix"):
             _need("scalar", args[i], i, "this indicator")
         return SCALAR
     return rule
+
+
+def _ind_box(dims, args) -> Type:
+    _need("vector|matrix", args[0], 0, "this indicator")
+    _bounds("`ind_box`")(dims, args)
+    return SCALAR
 
 
 def _rank_arg(e, i: int):
@@ -910,9 +1030,10 @@ _op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
     "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft",
     semantics=_S("block_soft"), lipschitz=prox_of("b * norm2", "threshold"),
     conditions=(_GE0(1, "block_soft threshold"),))
-_op("ind_box", "ind_box", (3, 3), _indicator(2),
+_op("ind_box", "ind_box", (3, 3), _ind_box,
     _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),
-    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator",
+    "indicator of the box [lo, hi] (bounds scalars or of v's shape): 0 inside, +inf outside",
+    helper="indicator",
     semantics=_S("ind_box"), lipschitz=unanalyzed(), conditions=(),
     prox=ProxAtom("proj_box", scaled=False, separable=True))
 _op("ind_nonneg", "ind_nonneg", (1, 1), _indicator(0),
@@ -964,7 +1085,10 @@ FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.intern
 }
 FUNCTIONS.pop(".T", None)
 FUNCTIONS.pop("[]", None)  # written `v[layer]`, not called by name
-BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow",
+          "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+# Named constants a spec may use as numbers (reserved names).
+CONSTANTS = {"pi": math.pi}
 
 
 # ---- reading and checking the facts -------------------------------------------------------------

@@ -162,6 +162,55 @@ def proj_l2ball(v, r):
     return v if norm <= r else v * (r / norm)
 
 
+# ---- masks and selections -----------------------------------------------------------------------
+def _mask(holds, a, b):
+    """1 where `holds`, else 0, in the operands' (promoted) dtype."""
+    return holds.to(torch.result_type(a, b))
+
+
+def lt(a, b):
+    return _mask(a < b, a, b)
+
+
+def le(a, b):
+    return _mask(a <= b, a, b)
+
+
+def gt(a, b):
+    return _mask(a > b, a, b)
+
+
+def ge(a, b):
+    return _mask(a >= b, a, b)
+
+
+def where(c, a, b):
+    """a where c is nonzero, else b (all three broadcast)."""
+    c, a, b = torch.broadcast_tensors(c, a, b)
+    out = b.clone()
+    out[c != 0] = a[c != 0]
+    return out
+
+
+# ---- reductions ---------------------------------------------------------------------------------
+def trace(a):
+    """The sum of the diagonal entries a[i, i]."""
+    return sum(a[i, i] for i in range(a.shape[0]))
+
+
+def logsumexp(a):
+    """log sum exp(a), with the largest entry m shifted out: m + log sum exp(a - m)."""
+    m = a.max()
+    if not torch.isfinite(m):
+        return m if m > 0 else torch.log(torch.exp(a).sum())  # +inf, or all entries -inf
+    return m + torch.log(torch.exp(a - m).sum())
+
+
+def logsumexp_rows(a):
+    """The log-sum-exp of each row."""
+    return torch.stack([logsumexp(row) for row in a])
+
+
 # ---- indicators: 0 inside the set, +inf outside -------------------------------------------------
 def _indicator(inside: bool, like):
     return torch.tensor(0.0 if inside else float("inf"), dtype=like.dtype)

@@ -42,6 +42,11 @@ def hard(v, t):
     """Hard threshold: keep the entries with |v| > t, zero the others."""
     return v * (torch.abs(v) > t).to(v.dtype)
 ''',
+    "as_mask": '''
+def as_mask(condition, like):
+    """1 where `condition` holds, else 0, in the dtype/device of `like` (no gradient flows)."""
+    return torch.as_tensor(condition, device=like.device).to(like.dtype)
+''',
     "svt": '''
 def svt(x, t):
     """Singular value thresholding: soft-threshold the singular values of (each) matrix x.

@@ -210,7 +210,11 @@ class Analyzer:
             return self._linear(e, args[0], expr)
         if all(state_free(a, self.inputs) for a in args):
             return Affine({}, expr, opaque=True)
-        return Unknown(f"`{e.op}` of a state-dependent value is not analyzed", expr)
+        d = OPS.get(e.op)
+        spelled = d.spelling if d is not None and d.infix else e.op  # `>`, not `gt`
+        why = lipschitz_fact(e.op).why
+        return Unknown(f"`{spelled}` of a state-dependent value is not analyzed"
+                       + (f" ({why})" if why else ""), expr)
 
     def _sym(self, e: Sym, line: int):
         if e.name in self.env and e.role in ("state", "temp"):

@@ -36,9 +36,12 @@ class Call:
     func_span: Span
 
 
+COMPARISONS = ("<", "<=", ">", ">=", "==")  # `==` only in `require` / `assume`
+
+
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # one of + - * / @ ^
+    op: str  # one of + - * / @ ^, or a comparison (COMPARISONS)
     lhs: Expr
     rhs: Expr
     span: Span

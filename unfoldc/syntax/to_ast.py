@@ -70,6 +70,9 @@ class ToAst(Transformer):
     matmul = _binop("@")
     pow = _binop("^")
 
+    def compare(self, meta, lhs, op, rhs):
+        return nodes.BinOp(str(op), lhs, rhs, _span(meta), _tspan(op))
+
     def neg(self, meta, arg):
         return nodes.Neg(arg, _span(meta))
 
@@ -220,14 +223,20 @@ class ToAst(Transformer):
     def minimize(self, meta, value):
         return nodes.Minimize(value, _span(meta))
 
-    def comparison(self, meta, lhs, op, rhs):
-        return (str(op), lhs, rhs, _span(meta))
+    def _condition(self, kind: str, meta, comp) -> nodes.Condition:
+        """`require`/`assume` state one comparison; anything else is refused here (E0102)."""
+        if not (isinstance(comp, nodes.BinOp) and comp.op in nodes.COMPARISONS):
+            raise UserError([Diagnostic(
+                "E0102", f"`{kind}` needs a comparison", _expr_span(comp), "not a comparison",
+                help=f"write `{kind} LHS <= RHS` (or `<`, `>`, `>=`, `==`), e.g. "
+                f"`{kind} opnorm(W) < 1`")], self.source)
+        return nodes.Condition(kind, comp.op, comp.lhs, comp.rhs, _span(meta))
 
     def require(self, meta, comp):
-        return nodes.Condition("require", comp[0], comp[1], comp[2], _span(meta))
+        return self._condition("require", meta, comp)
 
     def assume(self, meta, comp):
-        return nodes.Condition("assume", comp[0], comp[1], comp[2], _span(meta))
+        return self._condition("assume", meta, comp)
 
     # ---- body -----------------------------------------------------------------------------------
     def update(self, meta, target, value):
