@@ -19,13 +19,9 @@ standard library. Nothing here imports unfoldc.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
-
-BACKWARDS = ("implicit", "jfb", "unroll")
-
 
 class FixedPointWarning(RuntimeWarning):
     """`fixed_point()` stopped at `max_iter` before the relative change fell below `tol`."""
@@ -43,7 +39,7 @@ class FixedPointInfo:
 
     def __init__(self, backward, tol, max_iter):
         self.backward, self.tol, self.max_iter = backward, tol, max_iter
-        self.iterations, self.residual, self.converged = 0, math.inf, False
+        self.iterations, self.residual, self.converged = 0, float("inf"), False
         self.adjoint_iterations = self.adjoint_residual = self.adjoint_converged = None
 
     def __repr__(self):
@@ -72,16 +68,17 @@ def relative_change(new, old, batched):
     return float(ratio.max()) if ratio.numel() else 0.0
 
 
-def _states(value):
+def state_tuple(value):
+    """`value` if a tuple, else the 1-tuple of it: a layer map may return one state bare."""
     return value if isinstance(value, tuple) else (value,)
 
 
 def iterate_layer_map(step, states, batched, tol, max_iter):
     """Apply `step` to the tuple `states` until the relative change is <= tol (at most
     `max_iter` times): (states, iterations, last relative change)."""
-    residual = math.inf
+    residual = float("inf")
     for k in range(1, max_iter + 1):
-        new = _states(step(*states))
+        new = state_tuple(step(*states))
         residual = relative_change(new, states, batched)
         states = new
         if residual <= tol:
@@ -104,9 +101,8 @@ def solve_fixed_point(step, states, batched, tol, max_iter, backward):
     Returns:
         (states at the fixed point, FixedPointInfo).
     """
-    if backward not in BACKWARDS:
-        raise ValueError(f"backward must be one of {', '.join(map(repr, BACKWARDS))}, "
-                         f"got {backward!r}")
+    if backward not in ("implicit", "jfb", "unroll"):
+        raise ValueError(f"backward must be 'implicit', 'jfb' or 'unroll', got {backward!r}")
     if not tol > 0 or int(max_iter) < 1:
         raise ValueError(f"fixed_point needs tol > 0 and max_iter >= 1, got tol={tol!r}, "
                          f"max_iter={max_iter!r}")
@@ -121,7 +117,7 @@ def solve_fixed_point(step, states, batched, tol, max_iter, backward):
             step, states, batched, tol, info.max_iter)
     info.converged, info.iterations = info.residual <= tol, count + 1
     states = tuple(t.detach() for t in states)
-    out = _states(step(*states))  # the one application that carries the gradient
+    out = state_tuple(step(*states))  # the one application that carries the gradient
     if backward == "jfb" or not torch.is_grad_enabled():
         return out, info
     return ImplicitAdjoint.apply(AdjointProblem(step, states, batched, info), *out), info
@@ -138,7 +134,7 @@ class AdjointProblem:
         info = self.info
         with torch.enable_grad():
             z = tuple(t.detach().requires_grad_() for t in self.states)
-            fz = _states(self.step(*z))
+            fz = state_tuple(self.step(*z))
         linked = [i for i, f in enumerate(fz) if f.requires_grad]
         g, residual, count = tuple(grads), 0.0, 0
         while linked and count < info.max_iter:

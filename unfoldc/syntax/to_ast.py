@@ -184,6 +184,12 @@ class ToAst(Transformer):
     def minimize(self, meta, value):
         return nodes.Minimize(value, _span(meta))
 
+    def fixed_point(self, meta, *options):  # `[...]` leaves one None when there are none
+        return nodes.FixedPoint(tuple(o for o in options if o is not None), _span(meta))
+
+    def fixed_point_option(self, meta, key, value):
+        return (str(key), str(value), _span(meta))
+
     def comparison(self, meta, lhs, op, rhs):
         return (str(op), lhs, rhs, _span(meta))
 
@@ -221,8 +227,9 @@ class ToAst(Transformer):
         funcs = tuple(i for i in items if isinstance(i, nodes.FuncDecl))
         nets = tuple(i for i in items if isinstance(i, nodes.NetDecl))
         objective = next((i for i in items if isinstance(i, nodes.Minimize)), None)
+        fixed_points = tuple(i for i in items if isinstance(i, nodes.FixedPoint))
         return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span,
-                          conditions, funcs, nets, objective)
+                          conditions, funcs, nets, objective, fixed_points)
 
 
 _TOO_LARGE_HELP = {
