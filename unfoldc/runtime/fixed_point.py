@@ -23,6 +23,7 @@ import warnings
 
 import torch
 
+
 class FixedPointWarning(RuntimeWarning):
     """`fixed_point()` stopped at `max_iter` before the relative change fell below `tol`."""
 
