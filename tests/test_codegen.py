@@ -101,8 +101,9 @@ def test_labelled_hoisted_block_where_hoisting_applied(name, hoisted):
     code = code_of(name)
     label = "# -- loop-invariant work, hoisted out of the layer loop --"
     assert (label in code) is hoisted
-    if hoisted:  # the block sits before the loop
-        assert code.index(label) < code.index("history = []")
+    if hoisted:  # the block sits in _start (once per call), before the layer map _step
+        start = code.index("    def _start(")
+        assert start < code.index(label) < code.index("    def _step(")
 
 
 # ---- the module contract -------------------------------------------------------------------------
