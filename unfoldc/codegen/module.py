@@ -12,6 +12,8 @@ from __future__ import annotations
 from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
+from unfoldc.codegen.fixed_point import RUNTIME as FIXED_POINT_RUNTIME
+from unfoldc.codegen.fixed_point import FixedPointEmitter
 from unfoldc.codegen.forward import ForwardEmitter
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
@@ -48,11 +50,13 @@ class ModuleEmitter:
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
         self.storage = {s.name: self._storage_names(s) for s in self.trainables}
-        self.runtime: list[str] = []  # definitions of unfoldc/runtime/classical.py it carries
+        self.runtime: list[str] = []  # definitions of unfoldc/runtime/ it carries
         if nets:
             self.runtime.append("frozen")
         if all(s.type.batched for s in self._state_symbols()):
             self.runtime.append("Safeguard")
+        self.runtime += FIXED_POINT_RUNTIME  # fixed_point(): solver and implicit backward
+        self.fixed_point = FixedPointEmitter(self, self._state_symbols())
         self.convergence = ConvergenceEmitter(self)  # docstring section, report method, classes
 
     # ---- naming ---------------------------------------------------------------------------------
@@ -121,6 +125,7 @@ class ModuleEmitter:
         w('"""')
         w()
         w("import copy")  # convergence_report() evaluates a float64 copy
+        w("import warnings")  # fixed_point() warns when it does not converge
         if len(p.outputs) > 1:
             w("from typing import NamedTuple")
         w()
@@ -285,6 +290,8 @@ class ModuleEmitter:
         w.dedent()
         w()
         ForwardEmitter(self).emit(w)
+        w()
+        self.fixed_point.method(w)
         if p.objective is not None:
             w()
             self._objective(w)
@@ -310,6 +317,7 @@ class ModuleEmitter:
                             for s in self.trainables)
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
+        self.fixed_point.attribute(w)
         if len(p.outputs) > 1:
             w(f"Output = {self.output_cls}")
 

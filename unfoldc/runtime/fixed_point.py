@@ -97,7 +97,8 @@ def solve_fixed_point(step, states, batched, tol, max_iter, backward):
         batched: tuple of bools, whether each state has a leading batch dimension.
         tol: stop when the relative change of the states is at most tol.
         max_iter: the most applications of `step` (forward, and the adjoint's own solve).
-        backward: "implicit", "jfb" or "unroll" (see the module docstring).
+        backward: "implicit" (the adjoint equation solved by AdjointProblem), "jfb" (the
+            gradient of one last application only) or "unroll" (through every iteration).
 
     Returns:
         (states at the fixed point, FixedPointInfo).
