@@ -58,3 +58,17 @@ def test_unchanged_for_specs_without_the_mode(task):
     metrics = train.fit(model, task, **OPTIONS).metrics
     assert "fixed_point" not in metrics and len(metrics["nmse_db"]) == 2
     assert torch.isfinite(torch.tensor(metrics["nmse_db"])).all()
+
+
+def test_cli_trains_the_fixed_point_and_prints_it(tmp_path, capsys):
+    import argparse
+
+    from unfoldc.train import cli
+
+    parser = argparse.ArgumentParser(prog="unfoldc train")
+    cli.add_arguments(parser)
+    args = parser.parse_args([str(EXAMPLES / "ista_fixed_point.unf"), "--m", "12", "--n", "8",
+                              "--steps", "2", "--batch", "8", "--classical-layers", "0",
+                              "--no-progress", "--no-plots", "--out", str(tmp_path / "run")])
+    assert cli.run(args) == 0
+    assert " fixed point  trained " in capsys.readouterr().out
