@@ -15,8 +15,9 @@ RUNTIME = ("FixedPointWarning", "FixedPointInfo", "relative_change", "state_tupl
            "iterate_layer_map", "solve_fixed_point", "AdjointProblem", "ImplicitAdjoint",
            "warn_not_converged")
 # Names the method and its class attribute introduce (reserved in codegen/names.py).
-NAMES = ("fixed_point", "last_fixed_point", "FIXED_POINT", "warnings", "info", "z", "backward",
-         "max_iter", "warn")
+# Its locals are names forward.py reserves already (context, states, layer, new, result).
+NAMES = ("fixed_point", "last_fixed_point", "FIXED_POINT", "warnings", "max_iter", "backward",
+         "warn")
 
 
 class FixedPointEmitter:
@@ -54,12 +55,12 @@ class FixedPointEmitter:
         batched = ", ".join(map(str, self.batched)) + ("," if len(self.batched) == 1 else "")
         w(f"context, states = self._start({', '.join(['self'] + inputs)})")
         w("layer = self._layer(self.num_layers - 1)  # the map: the last layer's parameters")
-        w("states, info = solve_fixed_point(")
-        w(f"    lambda *z: self._step(layer, context, z), states, ({batched}), tol, max_iter,")
-        w("    backward)")
-        w("self.last_fixed_point = info")
-        w("if warn and not info.converged:  # a warning, which quotes the convergence report")
-        w("    warn_not_converged(info, self.convergence_report)")
+        w("states, result = solve_fixed_point(")
+        w(f"    lambda *new: self._step(layer, context, new), states, ({batched}), tol,")
+        w("    max_iter, backward)")
+        w("self.last_fixed_point = result  # a FixedPointInfo")
+        w("if warn and not result.converged:  # a warning, which quotes the convergence report")
+        w("    warn_not_converged(result, self.convergence_report)")
         w("return self._output(context, states)")
         w.dedent()
 
