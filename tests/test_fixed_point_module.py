@@ -90,6 +90,15 @@ def _check(model, x, names):
     for name in names:
         fd = _finite_difference(model, x, name, 0)
         assert implicit[name].view(-1)[0].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
+    for index in (0, 5):  # and in the input (ADMM's fixed point does not move with beta)
+        h, bump = 1e-6, torch.zeros_like(x).view(-1)
+        bump[index] = 1e-6
+        with torch.no_grad():
+            up = _loss(model, x + bump.view(x.shape), "jfb")
+            down = _loss(model, x - bump.view(x.shape), "jfb")
+        fd = float((up - down) / (2 * h))
+        assert abs(fd) > 1e-3
+        assert dx_implicit.view(-1)[index].item() == pytest.approx(fd, rel=1e-5, abs=1e-8)
     return implicit
 
 
@@ -110,6 +119,7 @@ def test_admm_uses_the_last_layers_penalty():
         model.layers[-1].beta_log.fill_(0.3)
     grads = _check(model, x, ["layers.3.beta_log"])
     assert set(grads) == {"layers.3.beta_log"}  # only the iterated layer's penalty
+    assert abs(grads["layers.3.beta_log"]) < 1e-9  # the LASSO solution, whatever beta
 
 
 def test_learned_net():
