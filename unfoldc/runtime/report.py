@@ -135,9 +135,11 @@ class ConvergenceReport:
         by_key = {c.key: c for c in self.conditions}
         lipschitz = [c for c in self.conditions if c.kind == "lipschitz"]
         if lipschitz and lipschitz[0].holds[-1]:
+            bound = lipschitz[0].lhs[-1]
+            shown = f"{bound:.4g}" if f"{bound:.4g}" != "1" else f"1 - {1 - bound:.2g}"
             return ("contraction", lipschitz[0].origin,
-                    f"the layer map has Lipschitz bound {lipschitz[0].lhs[-1]:.4g} < 1: it is "
-                    "a contraction, iterated it converges to its unique fixed point (Banach)")
+                    f"the layer map has Lipschitz bound {shown} < 1: it is a contraction, "
+                    "iterated it converges to its unique fixed point (Banach)")
         if any(c.level == "require" and not c.holds[-1] for c in self.conditions):
             return None
         for name, origin, theorem, keys in self.certificates:
