@@ -189,3 +189,17 @@ def test_bad_arguments():
         model.fixed_point(x, backward="adjoint")
     with pytest.raises(ValueError, match="tol > 0"):
         model.fixed_point(x, tol=-1)
+
+
+def test_fista_is_certified_as_a_network_but_not_as_a_fixed_point_map():
+    """FISTA's theorem certifies the objective while its t_k grows without bound: the layer
+    map has no fixed point to reach, so fixed-point mode stays uncertified (and does not
+    converge in the states' relative change)."""
+    cls = _load(EXAMPLES / "fista.unf")
+    H, x = _problem()
+    model = _model(cls, H)
+    report = model.convergence_report()
+    assert report.verdict == "certified" and report.fixed_point_certificate is None
+    assert "is not certified" in report.fixed_point_text()
+    model.fixed_point(x, max_iter=50, warn=False)
+    assert not model.last_fixed_point.converged
