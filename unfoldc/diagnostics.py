@@ -40,6 +40,7 @@ CODES = {
     "E0308": "no closed-form proximal operator",
     "E0309": "bad learned-network declaration",
     "E0310": "a constant has no finite value",
+    "E0311": "bad fixed-point declaration",
     "E0401": "the layer count must be positive",
     "E0402": "the spec has no output",
     "E0403": "the spec has no layer body",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
+from unfoldc.codegen.fixed_point import RUNTIME as FIXED_POINT_RUNTIME
+from unfoldc.codegen.fixed_point import FixedPointEmitter
 from unfoldc.codegen.forward import ForwardEmitter, reads_layer
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
@@ -58,11 +60,13 @@ class ModuleEmitter:
         self.reads_index = any(n.role == "layer" for n in body_reads)
         self.indexed = self.reads_index or any(
             s.period is not None or reads_layer(s.init) for s in self.per_layer)
-        self.runtime: list[str] = []  # definitions of unfoldc/runtime/classical.py it carries
+        self.runtime: list[str] = []  # definitions of unfoldc/runtime/ it carries
         if nets:
             self.runtime.append("frozen")
         if all(s.type.batched for s in self._state_symbols()):
             self.runtime.append("Safeguard")
+        self.runtime += FIXED_POINT_RUNTIME  # fixed_point(): solver and implicit backward
+        self.fixed_point = FixedPointEmitter(self, self._state_symbols())
         self.convergence = ConvergenceEmitter(self)  # docstring section, report method, classes
 
     # ---- naming ---------------------------------------------------------------------------------
@@ -137,6 +141,7 @@ class ModuleEmitter:
         w('"""')
         w()
         w("import copy")  # convergence_report() evaluates a float64 copy
+        w("import warnings")  # fixed_point() warns when it does not converge
         if len(p.outputs) > 1 or self.indexed:
             w("from typing import NamedTuple")
         w()
@@ -358,6 +363,8 @@ class ModuleEmitter:
         w.dedent()
         w()
         ForwardEmitter(self).emit(w)
+        w()
+        self.fixed_point.method(w)
         if p.objective is not None:
             w()
             self._objective(w)
@@ -382,6 +389,7 @@ class ModuleEmitter:
         sharing = ", ".join(f'"{self.n(s.name)}": "{_sharing(s)}"' for s in self.trainables)
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
+        self.fixed_point.attribute(w)
         if len(p.outputs) > 1:
             w(f"Output = {self.output_cls}")
 

@@ -7,6 +7,8 @@ import builtins
 import keyword
 import re
 
+from unfoldc.codegen.fixed_point import NAMES as FIXED_POINT_NAMES
+from unfoldc.codegen.fixed_point import RUNTIME as FIXED_POINT_RUNTIME
 from unfoldc.codegen.helpers import HELPERS
 
 # Names the generated file itself uses; spec names are renamed around them. Every identifier of
@@ -26,6 +28,8 @@ GENERATED = {
     "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "CONVERGENCE_CERTIFICATES",
     "CONVERGENCE_UNCOVERED", "objective", "classical_step", "last_safeguard",
     "convergence_report",
+    # fixed_point(), FIXED_POINT and the runtime/fixed_point.py definitions they use
+    *FIXED_POINT_NAMES, *FIXED_POINT_RUNTIME,
 }
 
 

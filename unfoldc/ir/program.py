@@ -108,6 +108,16 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class FixedPointMode:
+    """A spec's `fixed_point(...)` declaration: `model.fixed_point()`'s defaults, which
+    `unfoldc train` trains with (backward: implicit | jfb | unroll)."""
+
+    tol: float = 1e-5
+    max_iter: int = 200
+    backward: str = "implicit"
+
+
+@dataclass(frozen=True)
 class DimBinding:
     """Dimension `dim` is read at run time as axis `axis` of symbol `symbol`."""
 
@@ -133,6 +143,7 @@ class Program:
     conditions: tuple[Condition, ...] = field(default=())
     objective: Expr | None = None  # `minimize ...`, per sample, of states and inputs
     functions: tuple[tuple[str, Expr], ...] = field(default=())  # (name, body) of each `func`
+    fixed_point: FixedPointMode | None = None  # `fixed_point(...)`: deep-equilibrium mode
 
     def symbol(self, name: str) -> Symbol:
         """The declared symbol called `name`."""

@@ -56,6 +56,9 @@ class ConvergenceReport:
     KRYLOV_STEPS_ONCE = 30  # for values computed once per report (given matrices)
     CACHE_BYTES = 8 << 20  # stacked per-layer matrices are processed in chunks of this size
     SCHEDULE_KINDS = ("step", "momentum_step", "spectral")  # waived by a shared fixed point
+    # Theorems about an iteration whose own schedule never settles (FISTA's t_k grows without
+    # bound): they certify the objective, not that the layer map has a fixed point to reach.
+    NONSTATIONARY = ("accelerated proximal gradient",)  # names from convergence/theorems.py
 
     def __init__(self, name, table, rows, certificates=(), uncovered=(), chain_bound=None,
                  shared_fixed_point=False):
@@ -136,6 +139,46 @@ class ConvergenceReport:
             if all(k in by_key and by_key[k].proved for k in keys):
                 return (name, origin, theorem)
         return None
+
+    @property
+    def fixed_point_certificate(self):
+        """(name, origin, theorem) by which iterating the last layer's map alone converges
+        (`fixed_point()` mode), or None: that layer's Lipschitz bound is < 1 (Banach), or a
+        theorem has all its conditions on that layer and no required condition fails there.
+        The theorems assume their conditions at every iteration: one layer repeated keeps them.
+        """
+        if not self._layers():
+            return None
+        by_key = {c.key: c for c in self.conditions}
+        lipschitz = [c for c in self.conditions if c.kind == "lipschitz"]
+        if lipschitz and lipschitz[0].holds[-1]:
+            bound = lipschitz[0].lhs[-1]
+            shown = f"{bound:.4g}" if f"{bound:.4g}" != "1" else f"1 - {1 - bound:.2g}"
+            return ("contraction", lipschitz[0].origin,
+                    f"the layer map has Lipschitz bound {shown} < 1: it is a contraction, "
+                    "iterated it converges to its unique fixed point (Banach)")
+        if any(c.level == "require" and not c.holds[-1] for c in self.conditions):
+            return None
+        for name, origin, theorem, keys in self.certificates:
+            if name not in self.NONSTATIONARY and all(
+                    k in by_key and by_key[k].holds[-1] for k in keys):
+                return (name, origin, theorem)
+        return None
+
+    def fixed_point_text(self):
+        """One sentence: whether fixed_point() (the last layer's map iterated) is certified."""
+        cert = self.fixed_point_certificate
+        if cert is not None:
+            return (f"fixed-point mode (layer {self._layers()} iterated) is certified by "
+                    f"{cert[0]}: {cert[2]}")
+        failing = [f"{c.origin} {c.kind} {c.text}" for c in self.conditions
+                   if c.level != "info" and not c.holds[-1]]
+        nonstationary = [c[0] for c in self.certificates if c[0] in self.NONSTATIONARY]
+        why = ("; fails on that layer: " + "; ".join(failing)) if failing else (
+            f"; {nonstationary[0]} has no fixed point to reach (its schedule never settles)"
+            if nonstationary else
+            "; " + "; ".join(self.uncovered or ["no theorem covers these updates"]))
+        return f"fixed-point mode (layer {self._layers()} iterated) is not certified" + why
 
     @property
     def verdict(self):
@@ -224,6 +267,8 @@ class ConvergenceReport:
         if cert is not None:
             lines.append(f"certificate: {cert[2]}")
         lines += [f"why not certified: {r}" for r in self.reasons]
+        if self._layers():
+            lines.append(self.fixed_point_text())
         return "\n".join(lines)
 
     def __repr__(self):

@@ -18,6 +18,7 @@ from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_names, is_fresh
 from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
+from unfoldc.semantics.fixed_point import check_fixed_point
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
 from unfoldc.semantics.roles import ALLOWED, LAYER_CONTEXTS, describe_context, phase_of
@@ -68,13 +69,14 @@ class Checker:
         outputs = self._check_outputs()
         conditions = self._check_conditions()
         objective = self._check_objective()
+        fixed_point = check_fixed_point(self, self.spec.fixed_points)
         self._check_sizes()
         self._check_allocations()
         if any(d.is_error for d in self.diags):
             return None, batched_updates
         program = self._program(body, outputs)
         functions = tuple((f.name, f.body) for f in self.funcs.values())
-        return program.with_(conditions=conditions, objective=objective,
+        return program.with_(conditions=conditions, objective=objective, fixed_point=fixed_point,
                              notes=tuple(self.notes), functions=functions), batched_updates
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",

@@ -1,7 +1,7 @@
 """The abstract syntax tree of a .unf spec: frozen dataclasses, each with its source span.
 
     Spec      := Algorithm, [Decl], Layers
-    Decl      := Given | Input | State | Let | Param | Train | Output
+    Decl      := Given | Input | State | Let | Param | Train | Output | FixedPoint
     Stmt      := Update (`s <- e`) | Assign (`t = e`)
     Expr      := Number | Name | Call(func, args) | BinOp(op, lhs, rhs) | Neg | Transpose
     TypeExpr  := kind in {scalar, vector, matrix} with dims (names or ints)
@@ -150,6 +150,14 @@ class Minimize:
 
 
 @dataclass(frozen=True)
+class FixedPoint:
+    """`fixed_point(key = value, ...)`: the deep-equilibrium mode's settings as written."""
+
+    options: tuple[tuple[str, str, Span], ...]  # (key, value text, span of the option)
+    span: Span
+
+
+@dataclass(frozen=True)
 class Condition:
     """`require lhs OP rhs` or `assume lhs OP rhs`."""
 
@@ -189,3 +197,4 @@ class Spec:
     funcs: tuple[FuncDecl, ...] = ()
     nets: tuple[NetDecl, ...] = ()
     objective: Minimize | None = None
+    fixed_points: tuple[FixedPoint, ...] = ()  # at most one is valid (checked: E0311)

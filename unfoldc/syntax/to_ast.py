@@ -232,6 +232,12 @@ class ToAst(Transformer):
                 f"`{kind} opnorm(W) < 1`")], self.source)
         return nodes.Condition(kind, comp.op, comp.lhs, comp.rhs, _span(meta))
 
+    def fixed_point(self, meta, *options):  # `[...]` leaves one None when there are none
+        return nodes.FixedPoint(tuple(o for o in options if o is not None), _span(meta))
+
+    def fixed_point_option(self, meta, key, value):
+        return (str(key), str(value), _span(meta))
+
     def require(self, meta, comp):
         return self._condition("require", meta, comp)
 
@@ -266,8 +272,9 @@ class ToAst(Transformer):
         funcs = tuple(i for i in items if isinstance(i, nodes.FuncDecl))
         nets = tuple(i for i in items if isinstance(i, nodes.NetDecl))
         objective = next((i for i in items if isinstance(i, nodes.Minimize)), None)
+        fixed_points = tuple(i for i in items if isinstance(i, nodes.FixedPoint))
         return nodes.Spec(name, doc, name_span, decls, outputs, body, count, count_span,
-                          conditions, funcs, nets, objective)
+                          conditions, funcs, nets, objective, fixed_points)
 
 
 _TOO_LARGE_HELP = {

@@ -288,4 +288,8 @@ def _summary(metrics: dict, out: Path) -> None:
         print(" layer   trained NMSE (dB)   classical NMSE (dB)")
         for k, (t, c) in enumerate(zip(trained, classical, strict=True), start=1):
             print(f" {k:5d}   {t:17.2f}   {c:19.2f}")
+    if "fixed_point" in metrics:  # what a fixed_point spec trains
+        t, c = metrics["fixed_point"]["nmse_db"], metrics["classical_fixed_point"]["nmse_db"]
+        if t is not None and c is not None:
+            print(f" fixed point  trained {t:.2f} dB, classical {c:.2f} dB")
     print(f"{metrics['steps']} steps in {metrics['wall_s']:.1f} s; results in {out}")

@@ -48,6 +48,16 @@ def run_network(model: nn.Module, inputs: Arrays, num_layers: int, all_layers: b
     return [outputs_by_name(model, o) for o in (out if all_layers else [out])]
 
 
+def fixed_point_mode(model: nn.Module) -> dict | None:
+    """The spec's `fixed_point(...)` settings (tol, max_iter, backward), None without one."""
+    return getattr(model, "FIXED_POINT", None)
+
+
+def run_fixed_point(model: nn.Module, inputs: Arrays) -> dict[str, torch.Tensor]:
+    """The outputs at the fixed point of the layer map, with the spec's settings."""
+    return outputs_by_name(model, model.fixed_point(**inputs))
+
+
 @dataclass(frozen=True)
 class Criterion:
     """The scalar a stage minimises.
@@ -57,12 +67,15 @@ class Criterion:
         targets: supervised output names.
         unsupervised: use `model.objective(**outputs, **inputs)` instead of the loss.
         weights: deep-supervision weights (`uniform`, `log` or explicit).
+        fixed_point: run `model.fixed_point(...)` (the spec declares the mode) instead of the
+            layers; its backward mode is the spec's.
     """
 
     loss: Loss
     targets: tuple[str, ...]
     unsupervised: bool = False
     weights: str | Sequence[float] = "uniform"
+    fixed_point: bool = False
 
     def normalizers(self, targets: Arrays, count: int) -> dict[str, torch.Tensor]:
         """Denominators from the *global* batch (see losses.py)."""
@@ -73,6 +86,9 @@ class Criterion:
     def __call__(self, model: nn.Module, inputs: Arrays, targets: Arrays,
                  norms: dict[str, torch.Tensor], stage: Stage, checkpoint: bool = False,
                  safeguard: float | None = None):
+        if self.fixed_point:  # one output, at the fixed point: schemes are end-to-end
+            out = run_fixed_point(model, inputs)
+            return self._term(model, out, inputs, targets, norms)
         outs = run_network(model, inputs, stage.num_layers, stage.supervision == "all",
                            checkpoint, safeguard)
         terms = [self._term(model, out, inputs, targets, norms) for out in outs]

@@ -16,7 +16,7 @@ from unfoldc.train import plots
 from unfoldc.train.binding import Binding, bind
 from unfoldc.train.checkpoint import load_checkpoint, save_weights
 from unfoldc.train.config import TrainConfig, make_config
-from unfoldc.train.criterion import Criterion, placement
+from unfoldc.train.criterion import Criterion, fixed_point_mode, placement
 from unfoldc.train.distributed import Ranks, setup
 from unfoldc.train.errors import ConfigError
 from unfoldc.train.files import (
@@ -103,6 +103,9 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     return FitResult(model, metrics, state.history, out)
 
 
+FIXED_POINT_SCHEMES = ("end-to-end", "unsupervised")  # those with one output to train
+
+
 def _criterion(model, binding: Binding, config: TrainConfig) -> Criterion:
     unsupervised = config.scheme == "unsupervised"
     if unsupervised and not callable(getattr(model, "objective", None)):
@@ -114,8 +117,14 @@ def _criterion(model, binding: Binding, config: TrainConfig) -> Criterion:
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"`{model.SPEC_NAME}` has no trainable parameter, so there is nothing "
                           f"to train; declare one with `train` in the spec")
+    fixed_point = fixed_point_mode(model) is not None
+    if fixed_point and (config.scheme not in FIXED_POINT_SCHEMES or config.every_layer):
+        raise ConfigError(f"`{model.SPEC_NAME}` declares `fixed_point`: training runs its layer "
+                          "map to the fixed point, which has no layers to supervise one by one; "
+                          f"use --scheme {' or '.join(FIXED_POINT_SCHEMES)} (without "
+                          "--every-layer), or remove the `fixed_point` line from the spec")
     return Criterion(resolve_loss(config.loss), tuple(binding.targets), unsupervised,
-                     config.layer_weights)
+                     config.layer_weights, fixed_point)
 
 
 def _check_data(task: Task, binding: Binding, config: TrainConfig) -> None:
@@ -176,11 +185,15 @@ def measure(model: nn.Module, untrained: nn.Module, task: Task, binding: Binding
     trained = evaluate(model, task.test, binding, safeguard=safeguard)
     classical = evaluate(untrained, task.test, binding)
     model.train()
-    return {
+    out = {
         "nmse_db": trained["nmse_db"], "objective": trained["objective"],
         "classical_nmse_db": classical["nmse_db"], "classical_objective": classical["objective"],
         "classical_converged": converged_baseline(untrained, task, binding, classical_layers),
     }
+    if "fixed_point" in trained:  # what a fixed-point spec trains: its layer map's fixed point
+        out["fixed_point"] = trained["fixed_point"]
+        out["classical_fixed_point"] = classical["fixed_point"]
+    return out
 
 
 def converged_baseline(untrained: nn.Module, task: Task, binding: Binding, layers: int):

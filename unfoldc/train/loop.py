@@ -227,11 +227,13 @@ class Trainer:
         result = evaluate(self.model, self.task.val, self.binding, stage.num_layers,
                           safeguard=self.config.safeguarded())
         self.model.train()
+        result = result.get("fixed_point", result)  # a fixed-point spec trains the fixed point
         record = {}
-        if result["nmse_db"] is not None:
-            record["val_nmse_db"] = result["nmse_db"][-1]
-        if result["objective"] is not None:
-            record["val_objective"] = result["objective"][-1]
+        final = {k: v[-1] if isinstance(v, list) else v for k, v in result.items()}
+        if final["nmse_db"] is not None:
+            record["val_nmse_db"] = final["nmse_db"]
+        if final["objective"] is not None:
+            record["val_objective"] = final["objective"]
         key = "val_objective" if self.criterion.unsupervised else "val_nmse_db"
         value = record.get(key, math.inf)
         if value < self.state.best:

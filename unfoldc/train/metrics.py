@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from unfoldc.train.binding import Binding
-from unfoldc.train.criterion import run_network, to_model
+from unfoldc.train.criterion import fixed_point_mode, run_fixed_point, run_network, to_model
 from unfoldc.train.losses import sample_sq_norm
 from unfoldc.train.tasks import Arrays
 
@@ -36,17 +36,25 @@ def evaluate(model: nn.Module, arrays: Arrays, binding: Binding, num_layers: int
         safeguard: None, or the delta of a safeguarded run (`forward(..., safeguard=True)`).
 
     Returns:
-        `{"nmse_db": [...] or None, "objective": [...] or None}`, one entry per layer.
+        `{"nmse_db": [...] or None, "objective": [...] or None}`, one entry per layer; a
+        network whose spec declares `fixed_point` also has `"fixed_point": {"nmse_db": ...,
+        "objective": ...}`, the same measures at the fixed point of its layer map.
     """
     g = model.num_layers if num_layers is None else num_layers
-    sums = _Sums(g)
+    sums, fixed = _Sums(g), _Sums(1) if fixed_point_mode(model) else None
     rows = next(iter(arrays.values())).shape[0]
     for start in range(0, rows, chunk):
         part = to_model({k: v[start:start + chunk] for k, v in arrays.items()}, model)
         inputs = binding.model_inputs(part)
         outs = run_network(model, inputs, g, all_layers=True, safeguard=safeguard)
         sums.add(model, outs, inputs, binding.model_targets(part), binding.primary)
-    return sums.result(rows)
+        if fixed is not None:
+            fixed.add(model, [run_fixed_point(model, inputs)], inputs,
+                      binding.model_targets(part), binding.primary)
+    result = sums.result(rows)
+    if fixed is not None:
+        result["fixed_point"] = {k: v and v[0] for k, v in fixed.result(rows).items()}
+    return result
 
 
 class _Sums:
