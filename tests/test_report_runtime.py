@@ -178,3 +178,11 @@ def test_compiling_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=emit.__file__.rsplit(
         "/unfoldc/", 1)[0])
+
+
+def test_the_fixed_point_line_is_never_certified_by_an_estimate(monkeypatch):
+    cls, model = _lista_cp(40)
+    runtime = cls.convergence_report.__globals__["ConvergenceReport"]
+    monkeypatch.setattr(runtime, "EXACT_SIZE", 8)
+    rep = model.convergence_report()
+    assert rep.estimated and rep.fixed_point_certificate is None

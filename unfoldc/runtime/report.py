@@ -147,11 +147,11 @@ class ConvergenceReport:
         theorem has all its conditions on that layer and no required condition fails there.
         The theorems assume their conditions at every iteration: one layer repeated keeps them.
         """
-        if not self._layers():
+        if not self._layers() or self.estimated:  # estimates from below prove nothing
             return None
         by_key = {c.key: c for c in self.conditions}
         lipschitz = [c for c in self.conditions if c.kind == "lipschitz"]
-        if lipschitz and lipschitz[0].holds[-1]:
+        if lipschitz and lipschitz[0].holds[-1] is True:
             bound = lipschitz[0].lhs[-1]
             shown = f"{bound:.4g}" if f"{bound:.4g}" != "1" else f"1 - {1 - bound:.2g}"
             return ("contraction", lipschitz[0].origin,
@@ -161,7 +161,7 @@ class ConvergenceReport:
             return None
         for name, origin, theorem, keys in self.certificates:
             if name not in self.NONSTATIONARY and all(
-                    k in by_key and by_key[k].holds[-1] for k in keys):
+                    k in by_key and by_key[k].holds[-1] is True for k in keys):
                 return (name, origin, theorem)
         return None
 
