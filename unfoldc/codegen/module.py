@@ -389,6 +389,12 @@ class ModuleEmitter:
         sharing = ", ".join(f'"{self.n(s.name)}": "{_sharing(s)}"' for s in self.trainables)
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
+        renamed = {self.n(s.name): s.name for s in p.symbols
+                   if s.role in ("given", "input", "state", "param", "train")
+                   and self.n(s.name) != s.name}
+        if renamed:  # data files and --given name operands as the spec does
+            items = ", ".join(f'"{k}": {literal(v)}' for k, v in sorted(renamed.items()))
+            w(f"SPEC_NAMES = {{{items}}}  # generated name -> spec name, where they differ")
         self.fixed_point.attribute(w)
         if len(p.outputs) > 1:
             w(f"Output = {self.output_cls}")

@@ -13,6 +13,7 @@ from unfoldc.limits import MAX_LAYERS
 from unfoldc.train.config import TrainConfig
 from unfoldc.train.errors import DataError, TrainError
 from unfoldc.train.files import CHECKPOINT, check_out_dir, require_file
+from unfoldc.train.operands import python_name
 from unfoldc.train.schemes import SCHEMES
 from unfoldc.train.tasks import Task
 
@@ -219,8 +220,9 @@ def _data_task(args, model_cls) -> Task:
     else:
         return userdata.user_task(path, model_cls)
     # A published file may hold more givens than its task uses (ALISTA's analytic `W`).
-    task.givens.update({name: arrays[name] for name in model_cls.GIVENS
-                        if name in arrays and name not in task.givens})
+    held = {python_name(model_cls, k): v for k, v in arrays.items()}
+    task.givens.update({name: held[name] for name in model_cls.GIVENS
+                        if name in held and name not in task.givens})
     print(f"givens from `{path}`: {', '.join(f'`{name}`' for name in task.givens)}",
           file=sys.stderr)
     return task

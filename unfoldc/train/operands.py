@@ -21,6 +21,17 @@ def read_given(name: str, path: str | Path) -> torch.Tensor:
     return as_tensor(f"`{path}`", name, read_npy(path, f"given `{name}`"))
 
 
+def python_name(model_cls, name: str) -> str:
+    """The generated name of the spec's symbol `name` (a spec's `B` is `B_` in the module,
+    `SPEC_NAMES` says so); names that are not renamed are returned as they are."""
+    return {spec: py for py, spec in getattr(model_cls, "SPEC_NAMES", {}).items()}.get(name, name)
+
+
+def spec_name(model_cls, name: str) -> str:
+    """The spec's name of the generated symbol `name` (the inverse of python_name)."""
+    return getattr(model_cls, "SPEC_NAMES", {}).get(name, name)
+
+
 def build(model_cls, givens: dict[str, torch.Tensor], num_layers: int | None = None,
           origins: dict[str, str] | None = None):
     """Construct the network after checking the givens against the spec's types.
@@ -34,7 +45,9 @@ def build(model_cls, givens: dict[str, torch.Tensor], num_layers: int | None = N
     Raises:
         DataError: a given of the wrong rank or size, or one the network's own checks refuse.
     """
-    check_shapes(model_cls, givens, set(), origins or {})
+    givens = {python_name(model_cls, name): value for name, value in givens.items()}
+    origins = {python_name(model_cls, name): o for name, o in (origins or {}).items()}
+    check_shapes(model_cls, givens, set(), origins)
     layers = model_cls.DEFAULT_LAYERS if num_layers is None else num_layers
     try:
         return model_cls(num_layers=layers, **givens)
@@ -54,7 +67,8 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
         DataError: a given is neither passed nor held by the file, or does not fit.
     """
     metadata, tensors = read_weights(weights)
-    origins = dict(origins or {})
+    givens = {python_name(model_cls, name): value for name, value in givens.items()}
+    origins = {python_name(model_cls, name): o for name, o in (origins or {}).items()}
     for name in model_cls.GIVENS:
         if name not in givens and name in tensors:
             givens = {**givens, name: tensors[name].to(torch.float64)}

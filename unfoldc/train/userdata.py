@@ -12,6 +12,7 @@ from pathlib import Path
 
 from unfoldc.train.errors import DataError
 from unfoldc.train.files import load_arrays
+from unfoldc.train.operands import python_name
 from unfoldc.train.tasks import Arrays, Task
 from unfoldc.train.validate import check_shapes
 
@@ -29,7 +30,8 @@ def user_task(path: str | Path, model_cls, val_fraction: float = 0.1) -> Task:
     Returns:
         A task with a fixed training set; its names equal the network's, so binding is direct.
     """
-    arrays = load_arrays(path)
+    # the file names arrays as the spec does; the network's attributes may be renamed (B -> B_)
+    arrays = {python_name(model_cls, k): v for k, v in load_arrays(path).items()}
     inputs, outputs = tuple(model_cls.INPUTS), tuple(model_cls.OUTPUTS)
     _require(path, arrays, inputs, "input")
     targets = tuple(name for name in outputs if name in arrays)
