@@ -24,7 +24,8 @@ GENERATED = {
     "context", "states", "shared", "new", "guard", "classical", "safeguard", "safeguard_delta",
     "safeguard_theta", "Safeguard", "frozen",
     # class attributes and methods of the network class
-    "layers", "Output", "SPEC_NAME", "SPEC_SHA256", "GIVENS", "INPUTS", "STATES", "PARAMS",
+    "layers", "Output", "SPEC_NAME", "SPEC_NAMES", "SPEC_SHA256", "GIVENS", "INPUTS", "STATES",
+    "PARAMS",
     "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "CONVERGENCE_CERTIFICATES",
     "CONVERGENCE_UNCOVERED", "objective", "classical_step", "last_safeguard",
     "convergence_report",
