@@ -152,6 +152,21 @@ def bench_lrpca():
     return module
 
 
+def step_cost(spec: str, size: int, batch: int = 1, layers: int = 16) -> dict[str, float]:
+    """Seconds (wall and CPU) of one training step of `spec` on `size` x `size` matrices: the
+    truncated-SVD initialization alone, then forward + backward of all layers (SVD included)."""
+    model = build(spec, layers)
+    Y = train.robust_pca(size, 5, 0.1, val_size=batch, test_size=1).val["Y"].float()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        model(Y, num_layers=0)
+    init = {"init_wall_s": time.perf_counter() - wall, "init_cpu_s": time.process_time() - cpu}
+    wall, cpu = time.perf_counter(), time.process_time()
+    model(Y).square().sum().backward()
+    return {**init, "step_wall_s": time.perf_counter() - wall,
+            "step_cpu_s": time.process_time() - cpu}
+
+
 def table(rows: list[Row], selected: tuple[int, ...] = (0, 1, 2, 4, 8, 16)) -> str:
     """The printed table: errors at `selected` layers (0 = initialization) and the figures."""
     head = ["network", *(f"layer {k}" if k else "init" for k in selected), "params", "train s",
@@ -208,8 +223,15 @@ def main() -> None:
     ap.add_argument("--test-size", type=int, default=16)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default="runs/rpca_paradigms")
+    ap.add_argument("--cost", type=int, metavar="SIZE",
+                    help="only time one training step of lrpca.unf on SIZE x SIZE matrices")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.cost:
+        cost = step_cost("lrpca.unf", args.cost)
+        print(f"lrpca.unf, {args.cost} x {args.cost}, batch 1, 16 layers, float32, 1 thread: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
+        return
     start = time.perf_counter()
     rows = run(args.steps, args.batch, args.alpha, args.test_size, Path(args.data), Path(args.out))
     print(f"robust PCA, {SIZE} x {SIZE}, rank 5, alpha {args.alpha}; {args.steps} steps of batch "

@@ -100,3 +100,9 @@ def test_the_study_script_writes_its_table_plot_and_json(tmp_path):
     assert (tmp_path / "rpca_paradigms.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "rpca_paradigms.json").read_text())
     assert [r["name"] for r in saved] == [r.name for r in rows]
+
+
+def test_step_cost_times_the_initialization_and_a_training_step():
+    cost = study.step_cost("lrpca.unf", 20, layers=2)
+    assert set(cost) == {"init_wall_s", "init_cpu_s", "step_wall_s", "step_cpu_s"}
+    assert all(v >= 0 for v in cost.values()) and cost["step_wall_s"] > 0
