@@ -19,7 +19,7 @@ untrained lrpca.unf: constant zeta = 3e-4, eta = 0.5) and `released` (the publis
 on the published 1000 x 1000 instance, shared/data/lrpca) complete the table. Writes
 rpca_paradigms.png (error per layer) and rpca_paradigms.json next to --out.
 
-    OMP_NUM_THREADS=1 python benchmarks/rpca_paradigms.py [--steps 150] [--alpha 0.1] [--out DIR]
+    OMP_NUM_THREADS=1 python benchmarks/rpca_paradigms.py [--steps 300] [--alpha 0.1] [--out DIR]
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Paradigm:
 PARADIGMS = (
     Paradigm("hyperparameters", "lrpca.unf", 3e-2, "classical"),
     Paradigm("objective", "lrpca_objective.unf", 3e-2, "classical"),
-    Paradigm("correction", "lrpca_correction.unf", 1e-3, "classical"),
-    Paradigm("inductive-bias", "lrpca_cnn.unf", 1e-3, "random CNN"),
+    Paradigm("correction", "lrpca_correction.unf", 3e-3, "classical"),
+    Paradigm("inductive-bias", "lrpca_cnn.unf", 3e-3, "random CNN"),
 )
 
 
@@ -217,7 +217,7 @@ def run(steps: int, batch: int, alpha: float, test_size: int, data: Path, out: P
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=150, help="training steps per paradigm")
+    ap.add_argument("--steps", type=int, default=300, help="training steps per paradigm")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=0.1)
     ap.add_argument("--test-size", type=int, default=16)
