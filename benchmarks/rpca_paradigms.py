@@ -50,13 +50,14 @@ class Paradigm:
     spec: str
     lr: float
     promise: str  # what the untrained network is
+    group: str  # how `unfoldc info` files what it learns (unfoldc/paradigms.py)
 
 
 PARADIGMS = (
-    Paradigm("hyperparameters", "lrpca.unf", 3e-2, "classical"),
-    Paradigm("objective", "lrpca_objective.unf", 3e-2, "classical"),
-    Paradigm("correction", "lrpca_correction.unf", 3e-3, "classical"),
-    Paradigm("inductive-bias", "lrpca_cnn.unf", 3e-3, "random CNN"),
+    Paradigm("hyperparameters", "lrpca.unf", 3e-2, "classical", "hyperparameters"),
+    Paradigm("objective", "lrpca_objective.unf", 3e-2, "classical", "objective parameters"),
+    Paradigm("correction", "lrpca_correction.unf", 3e-3, "classical", "correction terms"),
+    Paradigm("inductive-bias", "lrpca_cnn.unf", 3e-3, "random CNN", "learned operators"),
 )
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+import unfoldc
 from benchmarks import rpca_paradigms as study
 from unfoldc import train
 
@@ -35,6 +36,12 @@ def test_every_paradigm_compiles_and_is_never_certified(p):
     # Nothing in the analysis covers scaled gradient steps on factors: uncertified, not certified.
     assert model.convergence_report().verdict == "uncertified"
     assert study.count_parameters(model) > 0
+
+
+@pytest.mark.parametrize("p", study.PARADIGMS, ids=lambda p: p.key)
+def test_the_paradigm_report_files_each_spec_under_its_paradigm(p):
+    report = unfoldc.info(study.ROOT / "examples" / p.spec, dims={"m": SIZE, "n": SIZE})
+    assert set(report.by_group()) == {p.group}, report.by_group()
 
 
 @pytest.mark.parametrize("p", [p for p in study.PARADIGMS if p.promise == "classical"],
