@@ -24,10 +24,11 @@ DATA = Path("/work/shared/data/lrpca")
 
 
 def load_released(model: torch.nn.Module, zeta: np.ndarray, eta: np.ndarray) -> None:
-    """Write the released per-layer parameters into `model` (zeta nonneg, eta positive)."""
+    """Write the released per-layer parameters into `model` (zeta and eta positive)."""
     with torch.no_grad():
         for k, layer in enumerate(model.layers):
-            layer.zeta_raw.fill_(float(zeta[k + 1]))
+            layer.zeta_init.fill_(float(zeta[k + 1]))
+            layer.zeta_log.zero_()
             layer.eta_init.fill_(float(eta[k + 1]))
             layer.eta_log.zero_()
 

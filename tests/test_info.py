@@ -26,6 +26,11 @@ DIMS = {"m": 250, "n": 500, "h": 16, "w": 16}
                  "learned operators": 16 * ((500 * 128 + 128) + (128 * 500 + 500))}),
     ("inpaint2d", {"hyperparameters": 8,
                    "learned operators": (9 * 16 + 16) + (9 * 16 * 16 + 16) + (9 * 16 + 1)}),
+    # robust PCA four ways: a scaled net output `c * C(v)` added to an update is a correction
+    ("lrpca", {"hyperparameters": 32}),
+    ("lrpca_objective", {"objective parameters": 32}),
+    ("lrpca_correction", {"correction terms": 16 * ((9 * 8 + 8) + (9 * 8 * 8 + 8) + (9 * 8 + 1))}),
+    ("lrpca_cnn", {"learned operators": 16 * ((9 * 8 + 8) + (9 * 8 * 8 + 8) + (9 * 8 + 1))}),
 ])
 def test_paradigm_groups_and_counts(example, expected):
     rep = unfoldc.info(EXAMPLES / f"{example}.unf", DIMS)

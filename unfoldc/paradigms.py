@@ -96,13 +96,23 @@ def _parents(body_exprs: list[Expr]) -> dict[int, list[Op]]:
     return parents
 
 
+# A net's output scaled (`c * psi(v)`, `psi(v) / c`, `-psi(v)`) is still the same kind of term.
+_SCALINGS = ("mul", "div", "neg")
+
+
+def _added(node: Expr, parents: dict[int, list[Op]]) -> bool:
+    """Whether `node`, seen through scalings, is a term of a sum or difference."""
+    above = parents.get(id(node), [])
+    return any(p.op in ("add", "sub") or (p.op in _SCALINGS and _added(p, parents))
+               for p in above)
+
+
 def _net_paradigm(name: str, program: Program) -> str:
     exprs = [a.value for a in program.body]
     parents = _parents(exprs)
     uses = [n for e in exprs for n in walk(e) if isinstance(n, Op) and n.op == "net"
             and n.args[0].name == name]
-    additive = uses and all(any(p.op in ("add", "sub") for p in parents.get(id(u), []))
-                            for u in uses)
+    additive = uses and all(_added(u, parents) for u in uses)
     return "correction terms" if additive else "learned operators"
 
 
