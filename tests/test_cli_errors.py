@@ -110,6 +110,7 @@ def mutants(draw):
 
 @settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.slow
 @given(mutants())
 def test_mutated_examples_exit_0_or_1(tmp_path, capsys, mutant):
     name, text = mutant

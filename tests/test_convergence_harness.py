@@ -37,7 +37,7 @@ from harness_families import (
     named_configs,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 K = 1000  # layers iterated
 K_NET = 4  # depth of the network whose whole-map bound is measured (8 for Chebyshev steps:

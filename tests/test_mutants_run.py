@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from fuzz_mutants import INTERNAL, RAN, UNLOCATED, USER_ERROR, run_many
 
+pytestmark = pytest.mark.slow  # see pyproject.toml
+
 SEED, COUNT = 1, 200
 
 

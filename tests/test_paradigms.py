@@ -241,6 +241,7 @@ def test_inpainting_task_is_seeded_and_named_after_the_spec():
     assert not torch.equal(a.givens["M"], c.givens["M"])
 
 
+@pytest.mark.slow
 def test_training_inpaint2d_beats_its_untrained_self():
     """Adam on the MSE for 150 steps (one thread, a few seconds): the validation error must
     drop well below the untrained network's (which returns the zero-filled observation)."""

@@ -10,6 +10,7 @@ linted, run, and compared with `unfoldc.ir.interpreter` evaluated sample by samp
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -132,6 +133,7 @@ def _build(text: str, options: unfoldc.Options):
 @settings(max_examples=60, deadline=None, derandomize=True, report_multiple_bugs=False,
           phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow
 @given(spec=specs(), batch=st.sampled_from([1, 3]))
 def test_random_specs_match_the_interpreter(spec, batch):
     text, scalar_input = spec

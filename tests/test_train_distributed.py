@@ -60,6 +60,7 @@ def _spawn_with_fresh_port(out: str, tries: int = 3) -> None:
                 raise
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     out = str(tmp_path / "ddp")
     _spawn_with_fresh_port(out)
@@ -98,6 +99,7 @@ def test_train_options_survive_torchrun_parsing():
         assert safe, f"{action.option_strings} all clash with torchrun options"
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tmp_path):
     """The real launcher: `torchrun --standalone --nproc-per-node 2 -m unfoldc train ...`."""
     argv = ["train", str(ROOT / "examples" / "ista.unf"), "--measurements", "8",
