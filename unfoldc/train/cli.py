@@ -102,9 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--loss", choices=("nmse", "mse"), default="nmse")
     train.add_argument("--steps", type=_positive_int, default=1000,
                        help="total steps, or the cap of each stage (layerwise, incremental)")
-    train.add_argument("--lr", type=_rates, metavar="R | KIND=R,...",
-                       help="Adam learning rate for every parameter kind (R), or per kind "
-                            "(scalar=R, matrix=R, net=R; the others keep their default). "
+    train.add_argument("--lr", type=_rates, metavar="RATES",
+                       help="Adam learning rates: R for every parameter kind, or per kind "
+                            "(scalar=R,matrix=R,net=R; kinds left out keep their default). "
                             "Defaults: " + rates.describe(None) + " (docs/training.md); with "
                             "--resume, the run's own unless given: pass it to continue at "
                             "another rate")
