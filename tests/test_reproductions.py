@@ -65,3 +65,18 @@ def test_learned_ista_row_trains(published, tmp_path, capsys):
     _, trained, classical = _train(capsys, tmp_path, "ista", published[0], "--scheme",
                                    "incremental", "--steps", "20", "--lr-schedule", "cosine")
     assert trained < classical - 0.5  # 0.9 dB measured at this size and budget
+
+
+def test_readme_figures_reads_the_quick_start_command():
+    """benchmarks/readme_figures.py times the README's own command, which `train` accepts."""
+    import argparse
+
+    from benchmarks.readme_figures import _with_out, quick_start_command
+    from unfoldc.train import cli
+
+    command = quick_start_command()
+    assert command[0] == "examples/ista.unf" and "--out" in command
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(_with_out(command, Path("elsewhere")))
+    assert args.out == "elsewhere" and args.scheme == "incremental"
