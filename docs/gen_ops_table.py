@@ -32,6 +32,8 @@ _ARGS = "abc"
 def usage(d: OpDef) -> str:
     """How a spec writes the operator, with placeholder operands (`[ ]` marks optional ones)."""
     lo, hi = d.arity
+    if d.spelling == "[]":
+        return "`a[b]`"
     if d.spelling.startswith("."):
         return f"`a{d.spelling}`"
     if d.infix and hi == 1:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import unfoldc
-from unfoldc.loader import _class_from
+from unfoldc.loader import class_from
 from unfoldc.source import Source
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -82,7 +82,7 @@ def exercise(text: str, seed: int = 0) -> Outcome:
 
 
 def _run(art, seed: int) -> None:
-    cls = _class_from(art)
+    cls = class_from(art)
     rng = torch.Generator().manual_seed(seed)
     sizes = {b.dim: 6 + b.axis for b in art.optimized.dims}  # distinct, small, consistent
     program = art.optimized

@@ -222,11 +222,13 @@ def _coupled(H, x, num_layers, W, theta, shrink, all_layers):
 
 
 def soft_ss(v: torch.Tensor, t: Any, q: float) -> torch.Tensor:
-    """Support selection, one sample at a time: numpy's (1 - q) quantile of |v| (linear
-    interpolation) decides which entries above `t` skip the shrinkage."""
+    """Support selection, one sample at a time, as the LISTA-CPSS reference code selects
+    (`tf.contrib.distributions.percentile(|v|, 100 - 100 q)`, "nearest"): the magnitudes sorted
+    in decreasing order, the level is the one at index np.round((n - 1) q) (half to even)."""
     rows = []
     for row in v:
-        level = float(np.quantile(row.abs().numpy(), 1 - q))
+        ranked = np.sort(row.abs().numpy())[::-1]
+        level = float(ranked[int(np.clip(np.round((len(ranked) - 1) * q), 0, len(ranked) - 1))])
         keep = (row.abs() > t) & (row.abs() > level)
         rows.append(torch.where(keep, row, soft(row, t)))
     return torch.stack(rows)

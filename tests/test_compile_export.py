@@ -73,7 +73,7 @@ def test_inductor_ista():
     assert_same(compiled(*args), model(*args), {"rtol": 1e-4, "atol": 1e-5})
 
 
-@pytest.mark.parametrize("name", ["ista", "lista_cpss"])  # lista_cpss: torch.quantile inside
+@pytest.mark.parametrize("name", ["ista", "lista_cpss"])  # lista_cpss: sort and gather inside
 def test_export(name):
     model, (x,) = build(name, K=3)
     exported = torch.export.export(model, (x,))

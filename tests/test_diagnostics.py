@@ -149,7 +149,7 @@ BODY = "layers 4:\n    s <- s - 0.1 * H.T @ (H @ s - x)\noutput s\n"
     (HEAD + "s <- s\n" + BODY, "E0102", "outside the layer body", "`layers K:`"),
     ("given H : matrix[m, n]\n" + BODY, "E0102", "starts with `algorithm", "algorithm"),
     (HEAD + BODY.replace("0.1 *", "max(0.1, ) *"), "E0102", "after `,`", "trailing comma"),
-    (HEAD + BODY.replace("H @ s", "H[0] @ s"), "E0102", "indexing", "`dot`"),
+    (HEAD + BODY.replace("H @ s", "H[0] @ s"), "E0306", "indexed by the layer index", "`dot`"),
     (HEAD + BODY.replace("0.1 *", "0.1"), "E0102", "missing operator before `H`", "`0.1 * x`"),
     (HEAD + BODY.replace("0.1 *", "0.1 (2)"), "E0102", "after an expression", "`mu * x`"),
     (HEAD + BODY.replace("(H @ s - x)", "(H @ s - x]"), "E0104", "does not close", "`)`"),

@@ -1,5 +1,6 @@
 """The iteration graph: symbol and statement nodes, data edges, carry cycles in the rolled graph,
-K unrolled layers with per-layer trainables per layer, goldens of the text and JSON dumps."""
+K unrolled layers with per-layer trainables per layer, goldens of the text, JSON, DOT and Mermaid
+dumps, and pictures whose edges cross no box."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import json
 import networkx as nx
 import pytest
 from conftest import EXAMPLES
+from picture_checks import assert_edges_leave_and_enter_their_boxes_only
 
 import unfoldc
 from unfoldc.cli import main as cli_main
-from unfoldc.ir.render import render
+from unfoldc.graphs.layout import layout
+from unfoldc.graphs.render import render
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca")
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "dugd")
 
 
 def art(name):
@@ -94,6 +97,22 @@ def test_graph_goldens(name, golden):
     a = art(name)
     golden(f"graphs/{name}.txt", render(a.graph(), "text"))
     golden(f"graphs/{name}.unroll2.json", render(a.graph(unroll=2), "json"))
+    golden(f"graphs/{name}.dot", render(a.graph(), "dot"))
+    golden(f"graphs/{name}.mmd", render(a.graph(), "mermaid"))
+
+
+def test_unrolled_dot_golden(golden):
+    golden("graphs/admm_lasso.unroll2.dot", render(art("admm_lasso").graph(unroll=2), "dot"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("unroll", [None, 2])
+def test_picture_edges_cross_no_box(name, unroll):
+    """Issue 15: without Graphviz, ADMM's carries were drawn through `rho` and `output z`."""
+    g = art(name).graph(unroll)
+    drawing = layout(g)
+    assert_edges_leave_and_enter_their_boxes_only(drawing)
+    assert len(drawing.carries) == len(carries(g))
 
 
 def _cli(*argv) -> str:

@@ -10,6 +10,7 @@ import torch
 from conftest import EXAMPLES
 
 import unfoldc
+from unfoldc.convergence.enforce import enforce_pass
 from unfoldc.ir.expr import Op, Sym, symbols, walk
 from unfoldc.ir.interpreter import run as interpret
 from unfoldc.ir.lint import LintError, lint
@@ -18,6 +19,7 @@ from unfoldc.passes.cse import cse
 from unfoldc.passes.dce import dce
 from unfoldc.passes.gram import expand_gram
 from unfoldc.passes.hoist import hoist
+from unfoldc.pipeline import PASSES as PIPELINE_PASSES
 from unfoldc.source import Source
 
 F64 = torch.float64
@@ -49,8 +51,23 @@ def test_changed_flags(name):
     assert art.passes == list(zip(PASSES, CHANGED[name]))
 
 
+def test_every_pass_is_listed_with_its_switch():
+    switches = {f.name for f in dataclasses.fields(unfoldc.Options)}
+    assert [name for name, _ in PIPELINE_PASSES] == ["enforce_convergence", *PASSES]
+    assert switches == {name for name, _ in PIPELINE_PASSES}
+
+
+def test_enforcement_is_a_pass_that_changes_only_when_asked():
+    on = unfoldc.compile(EXAMPLES / "ista.unf", unfoldc.Options(enforce_convergence=True))
+    off = unfoldc.compile(EXAMPLES / "ista.unf")
+    assert on.passes[0] == ("enforce_convergence", True)
+    assert [name for name, _ in off.passes] == list(PASSES)  # off: not run, not logged
+    assert on.program == off.program  # `program` is as checked; enforcement is in `optimized`
+    assert on.optimized != off.optimized
+
+
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("pass_", [canonicalize, expand_gram, hoist, cse, dce])
+@pytest.mark.parametrize("pass_", [enforce_pass, canonicalize, expand_gram, hoist, cse, dce])
 def test_each_pass_alone_keeps_lint_and_reports_change_honestly(name, pass_):
     program = unfoldc.compile(EXAMPLES / f"{name}.unf").program
     result = pass_(program)

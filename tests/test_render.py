@@ -1,4 +1,4 @@
-"""Tests for the iteration-graph renderers (unfoldc.ir.render and unfoldc.ir.draw_svg).
+"""Tests for the iteration-graph renderers (unfoldc.graphs: text, JSON, DOT, Mermaid, pictures).
 
 The graphs are built by hand following the schema in render's docstring, so these tests do not
 depend on the graph builder.
@@ -13,8 +13,12 @@ import xml.etree.ElementTree as ET
 
 import networkx as nx
 import pytest
+from picture_checks import assert_edges_leave_and_enter_their_boxes_only
 
-from unfoldc.ir import draw_svg, render
+from unfoldc.graphs import draw, render
+from unfoldc.graphs.layout import layout
+from unfoldc.graphs.order import headline
+from unfoldc.graphs.style import CARRY_COLOUR
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -97,8 +101,8 @@ def graph(request) -> nx.DiGraph:
 
 @pytest.fixture
 def no_dot(monkeypatch):
-    """Hides Graphviz so the pure-Python drawing is used."""
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    """Hides Graphviz so networkx and matplotlib draw the pictures."""
+    monkeypatch.setattr(draw.shutil, "which", lambda name: None)
 
 
 def _carries(g):
@@ -228,6 +232,16 @@ def test_dot_carries_do_not_constrain_ranks_only_in_rolled_graphs():
     assert "constraint=false" not in render.to_dot(ista_unrolled())
 
 
+def test_dot_carries_name_their_state_and_leave_it_east_when_rolled():
+    edges = [x for x in render.to_dot(ista_rolled()).splitlines() if " -> " in x]
+    carries = [x for x in edges if "style=dashed" in x]
+    assert len(carries) == 2
+    assert all('edgetooltip="carry s"' in x and "tailport=e, headport=e" in x for x in carries)
+    assert sum('taillabel="carry s"' in x for x in carries) == 1  # one label per state
+    unrolled = [x for x in render.to_dot(ista_unrolled()).splitlines() if "dashed" in x]
+    assert all("taillabel" in x and "tailport" not in x for x in unrolled)
+
+
 def test_dot_escapes_quotes_backslashes_and_angle_brackets():
     dot = render.to_dot(awkward())
     assert 'digraph "we\\"ird" {' in dot
@@ -268,7 +282,7 @@ def test_mermaid_has_every_node_and_edge_and_dots_carries(graph):
     assert lines[0] == "flowchart TD"
     ids = [m.group(1) for m in map(_MERMAID_NODE.match, lines) if m]
     assert len(ids) == len(set(ids)) == graph.number_of_nodes()
-    assert sum(" -.-> " in x for x in lines) == len(_carries(graph))
+    assert sum(" -.->|\"carry " in x for x in lines) == len(_carries(graph))
     assert sum(" --> " in x for x in lines) == graph.number_of_edges() - len(_carries(graph))
     assert sum(x.lstrip().startswith("subgraph ") for x in lines) == lines.count("  end")
 
@@ -276,7 +290,7 @@ def test_mermaid_has_every_node_and_edge_and_dots_carries(graph):
 def test_mermaid_sanitizes_ids_and_escapes_labels():
     text = render.to_mermaid(awkward())
     # `s@0` and `s_0` both sanitize to `s_0`; `s@0` sorts first and keeps the plain id.
-    assert "n_s_0_2 -.-> n_s_0_2" in text
+    assert 'n_s_0_2 -.->|"carry s"| n_s_0_2' in text
     assert "n_s_0 --> n_s_0_2" in text
     ids = re.findall(r"^    (n_\w+)", text, re.M)
     assert sorted(ids) == ["n_a_b_c", "n_end", "n_s_0", "n_s_0_2"]
@@ -286,56 +300,118 @@ def test_mermaid_sanitizes_ids_and_escapes_labels():
 
 def test_mermaid_colours_carry_links_by_index():
     text = render.to_mermaid(ista_rolled())
-    edges = [x for x in text.splitlines() if " --> " in x or " -.-> " in x]
+    edges = [x for x in text.splitlines() if " --> " in x or " -.->" in x]
     carried = [str(i) for i, x in enumerate(edges) if "-.->" in x]
-    assert f"  linkStyle {','.join(carried)} stroke:{draw_svg.CARRY_COLOUR}" in text
+    assert f"  linkStyle {','.join(carried)} stroke:{CARRY_COLOUR}" in text
+
+
+def test_mermaid_carries_name_the_state_they_carry():
+    lines = render.to_mermaid(ista_rolled()).splitlines()
+    assert '  n_s -.->|"carry s"| n_r' in lines
+    assert '  n_s -.->|"carry s"| n_s' in lines
 
 
 # --- SVG and PNG -------------------------------------------------------------------------------
 
 
-def test_pure_python_svg_is_xml_with_one_box_per_node(no_dot, graph):
-    root = ET.fromstring(render.to_svg(graph).encode("utf-8"))
+def test_svg_without_graphviz_is_xml_with_every_label_and_carry(no_dot, graph):
+    svg = draw.to_svg(graph)
+    root = ET.fromstring(svg.encode("utf-8"))
     assert root.tag == f"{SVG}svg"
-    boxes = [r for r in root.iter(f"{SVG}rect") if r.get("class") == "node"]
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert headline(graph) in texts
+    drawing = layout(graph)
+    for box in drawing.boxes.values():
+        assert set(box.lines) <= set(texts), box.node
+    assert {c.label for c in drawing.carries} <= set(texts)
+    assert "Date" not in svg and "<dc:date>" not in svg
+
+
+def test_svg_without_graphviz_is_the_same_bytes_every_run(no_dot):
+    # matplotlib salts its SVG ids with a fresh uuid on every save unless svg.hashsalt is set
+    g = ista_unrolled()
+    assert draw.to_svg(g) == draw.to_svg(g)
+    assert draw.to_svg(awkward()) == draw.to_svg(awkward())
+
+
+def test_layout_rows_do_not_overlap_and_data_flows_down(graph):
+    drawing = layout(graph)
+    boxes = list(drawing.boxes.values())
     assert len(boxes) == graph.number_of_nodes()
-    titles = {g.findtext(f"{SVG}title") for g in root.iter(f"{SVG}g")}
-    assert set(graph) <= titles
-    edges = [p for p in root.iter(f"{SVG}path") if "edge" in (p.get("class") or "")]
-    assert len(edges) == graph.number_of_edges()
-    dashed = [p for p in edges if p.get("stroke-dasharray")]
-    assert len(dashed) == len(_carries(graph))
-    assert render.headline(graph) in [t.text for t in root.iter(f"{SVG}text")]
+    for a in boxes:
+        for b in boxes:
+            if a is not b:
+                apart_x = abs(a.x - b.x) >= (a.w + b.w) / 2
+                assert apart_x or a.bottom <= b.y or b.bottom <= a.y, (a.node, b.node)
+    for route in drawing.data:
+        ys = [y for _, y in route.points]
+        assert ys == sorted(ys), route
+    assert len(drawing.data) + len(drawing.carries) == graph.number_of_edges()
 
 
-def test_pure_python_layout_boxes_do_not_overlap_and_data_flows_down():
-    g = ista_unrolled(4)
-    lay = draw_svg.layout(g, render.statement_order(g), "t")
-    box = {b.node: b for b in lay.boxes}
-    for a in lay.boxes:
-        for b in lay.boxes:
-            if a is not b and a.y == b.y:
-                assert a.x + a.w <= b.x or b.x + b.w <= a.x
-    for u, v in g.edges:
-        assert box[u].y < box[v].y, (u, v)
-    assert all(
-        0 <= p[0] <= lay.width and 0 <= p[1] <= lay.height for r in lay.routes for p in r.points
-    )
+def test_layout_edges_cross_no_box(graph):
+    assert_edges_leave_and_enter_their_boxes_only(layout(graph))
 
 
-def test_rolled_carries_curve_back_up():
-    g = ista_rolled()
-    lay = draw_svg.layout(g, render.statement_order(g), "t")
-    routes = {(r.src, r.dst): r for r in lay.routes}
-    assert routes["s", "r"].curved and routes["s", "r"].carry
-    assert routes["s", "r"].points[0][1] > routes["s", "r"].points[-1][1]
-    assert routes["s", "s"].curved
-    assert not routes["H", "r"].curved and not routes["H", "r"].carry
+def many_states(k: int = 12) -> nx.DiGraph:
+    """``k`` states updated side by side, each from all the others: more carries than fit
+    ``_CHANNEL_STEP`` apart in the gap between two rows."""
+    g = nx.DiGraph(name="many", num_layers=3, spec="many.unf", unrolled=None)
+    for i in range(k):
+        _node(g, f"init:s{i}", "state", f"s{i} = 0", "scalar", 2, "prologue")
+        _node(g, f"{i}:s{i}", "update", f"s{i} <- f(s)", "scalar", 5)
+        _data(g, (f"init:s{i}", f"{i}:s{i}"))
+    for i in range(k):
+        g.add_edges_from(((f"{i}:s{i}", f"{j}:s{j}") for j in range(k)), kind="carry")
+    _node(g, "out", "output", "return s0", "scalar", 9, "epilogue")
+    _data(g, ("0:s0", "out"))
+    return g
 
 
-def test_pure_python_png_is_written(no_dot, tmp_path):
+def test_many_carries_stay_in_the_gaps():
+    drawing = layout(many_states())
+    assert len(drawing.carries) == 144
+    assert_edges_leave_and_enter_their_boxes_only(drawing)
+
+
+def test_rolled_carries_go_round_the_right_and_come_back_down():
+    drawing = layout(ista_rolled())
+    right = max(b.x + b.w / 2 for b in drawing.boxes.values())
+    carries = {(c.src, c.dst): c for c in drawing.carries}
+    assert set(carries) == {("s", "r"), ("s", "s")}
+    for c in carries.values():
+        assert c.label == "carry s"
+        assert max(x for x, _ in c.points) > right  # the lane right of every box
+        assert c.points[-2][1] < c.points[-1][1]  # it enters its reader from above
+
+
+def test_picture_is_wide_enough_for_its_title_legend_and_text():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from unfoldc.graphs.paint import figure
+
+    g = nx.DiGraph(name="t", num_layers=1, spec="t.unf", unrolled=None)
+    kinds = ("given", "input", "param", "train", "net", "let", "state", "temp", "update")
+    for kind in kinds:  # a chain of one-letter boxes: a narrow picture with a long legend
+        _node(g, kind, kind, kind[0], "", 0, "setup")
+    _data(g, *zip(kinds, kinds[1:]))
+    g.add_edge("update", "update", kind="carry")
+    fig = figure(layout(g))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    texts = [*fig.axes[0].texts, fig.axes[0].get_legend()]
+    assert max(t.get_window_extent(renderer).x1 for t in texts) <= fig.bbox.x1
+
+
+def test_dollar_signs_in_labels_are_text_not_mathtext(no_dot):
+    g = nx.DiGraph(name="$a", num_layers=1, spec="t.unf", unrolled=None)
+    _node(g, "c", "let", "c = $\\frac{$ & 1", "scalar", 1, "setup")
+    root = ET.fromstring(draw.to_svg(g).encode("utf-8"))
+    assert "c = $\\frac{$ & 1" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_png_without_graphviz_is_written(no_dot, tmp_path):
     path = tmp_path / "g.png"
-    render.to_png(awkward(), path)
+    draw.to_png(awkward(), path)
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
@@ -353,17 +429,17 @@ def _fake_dot(tmp_path):
 
 def test_svg_goes_through_dot_when_it_is_installed(monkeypatch, tmp_path):
     script = _fake_dot(tmp_path)
-    monkeypatch.setattr(render.shutil, "which", lambda name: str(script))
+    monkeypatch.setattr(draw.shutil, "which", lambda name: str(script))
     g = ista_rolled()
-    assert "<desc>-Tsvg</desc>" in render.to_svg(g)
+    assert "<desc>-Tsvg</desc>" in draw.to_svg(g)
     assert (tmp_path / "input.dot").read_text() == render.to_dot(g)
-    assert b"<desc>-Tpng</desc>" in render.png_bytes(g)
+    assert b"<desc>-Tpng</desc>" in draw.png_bytes(g)
 
 
 def test_failing_dot_is_an_internal_error(monkeypatch, tmp_path):
     script = tmp_path / "dot"
     script.write_text("#!/bin/sh\necho 'syntax error in line 3' >&2\nexit 1\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(render.shutil, "which", lambda name: str(script))
+    monkeypatch.setattr(draw.shutil, "which", lambda name: str(script))
     with pytest.raises(RuntimeError, match="internal error: `dot -Tsvg`.*line 3"):
-        render.to_svg(ista_rolled())
+        draw.to_svg(ista_rolled())

@@ -106,7 +106,58 @@ def test_check_keeps_python_floats_in_float64():
 def test_check_allows_rounding_on_non_strict_comparisons():
     assert R.check(1.0 + 1e-15, "<=", 1.0, 2.2e-16)[2]
     assert not R.check(1.0, "<", 1.0, 2.2e-16)[2]
-    assert not R.check(float("nan"), "<", 1.0, 2.2e-16)[2]
+    assert R.check(float("nan"), "<", 1.0, 2.2e-16)[2] is False
+
+
+def test_a_strict_bound_within_rounding_is_neither_proved_nor_refuted():
+    # A norm that is exactly 1 computes as 1 - 2e-16 or 1 + 2e-16: neither certifies.
+    assert R.check(1.0 - 2.2e-16, "<", 1.0, 2.2e-16)[2] is None
+    assert R.check(1.0 + 2.2e-16, "<", 1.0, 2.2e-16)[2] is None
+    assert R.check(0.999, "<", 1.0, 2.2e-16)[2] is True
+    assert R.check(1.001, "<", 1.0, 2.2e-16)[2] is False
+    assert R.check(3.9e-7, ">", 0.0, 1.2e-7)[2] is True  # relative to the numbers compared
+    edge = _row("lipschitz", "certify", [1.0 - 2.2e-16] * 2, 1.0)
+    step = _row("step", "require", [1.0 + 2.2e-16, 0.5], 1.0)
+    rep = _report([edge, step], (("forward-backward", "spec.unf:3", "FB", ("step",)),
+                                 ("contraction", "spec.unf:3", "Banach", ("lipschitz",))))
+    assert rep.verdict == "uncertified" and rep.failing_layers == []  # no false alarm either
+    assert any("within rounding of its bound on layers 1" in r for r in rep.reasons)
+    assert "edge" in str(rep)
+
+
+def test_a_network_bound_of_one_up_to_rounding_certifies_nothing():
+    lip = _row("lipschitz", "certify", [1.0, 1.0], 1.0)
+    assert not _report([lip], chain=1.0 - 1e-15).network_certified
+    assert _report([lip], chain=0.99).network_certified
+
+
+def _lista_cp(n):
+    cls = unfoldc.load("examples/lista_cp.unf")
+    torch.manual_seed(0)
+    return cls, cls(H=torch.randn(n // 2, n, dtype=torch.float64) / (n // 2) ** 0.5,
+                    num_layers=4)
+
+
+def test_lista_cp_on_a_wide_matrix_is_not_certified():
+    # I - W H is the identity on the null space of H: its norm is exactly 1, never < 1.
+    _, model = _lista_cp(40)
+    rep = model.convergence_report()
+    assert rep.verdict == "uncertified" and not rep.estimated
+    assert not rep.network_certified
+
+
+def test_norms_estimated_from_below_never_certify(monkeypatch):
+    # Above EXACT_SIZE norms are Krylov estimates from below: LISTA-CP's estimate of
+    # ||I - W H|| is below 1 (it was certified with network bound 0.9999 at 250 x 500).
+    cls, model = _lista_cp(40)
+    runtime = cls.convergence_report.__globals__["ConvergenceReport"]
+    monkeypatch.setattr(runtime, "EXACT_SIZE", 8)
+    rep = model.convergence_report()
+    assert rep.estimated and rep.verdict == "uncertified"
+    assert rep.network_bound < 1  # the estimate alone would have certified
+    assert any("estimated from below" in r for r in rep.reasons)
+    monkeypatch.setattr(runtime, "EXACT_SIZE", 1024)
+    assert not model.convergence_report().estimated  # a new evaluation starts afresh
 
 
 def test_generated_modules_carry_the_runtime_verbatim():

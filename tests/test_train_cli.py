@@ -160,3 +160,19 @@ def test_layerwise_usage_errors_exit_2(argv):
     with pytest.raises(SystemExit) as info:
         _parse(["spec.unf", "--out", "o", *argv])
     assert info.value.code == 2
+
+
+def test_safeguarded_training_of_a_real_spec(tmp_path):
+    out = tmp_path / "run"
+    argv = [str(ROOT / "examples" / "lista_cp.unf"), *FAST, "--safeguard", "--safeguard-delta",
+            "0.3", "--out", str(out)]
+    assert cli.run(_parse(argv)) == 0
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert (train["safeguard"], train["safeguard_delta"]) == (True, 0.3)
+
+
+@pytest.mark.parametrize("delta", ["0", "1", "-0.5", "x"])
+def test_safeguard_delta_outside_0_1_exits_2(delta):
+    with pytest.raises(SystemExit) as info:
+        _parse(["spec.unf", "--out", "o", "--safeguard-delta", delta])
+    assert info.value.code == 2

@@ -15,7 +15,8 @@ from train_standin import LearnedISTA
 from unfoldc.cli import main
 from unfoldc.train import fit, tasks
 from unfoldc.train.errors import ConfigError
-from unfoldc.train.files import OUTPUTS, check_out_dir
+from unfoldc.train.files import OUTPUTS, PLOTS, RESULTS, check_out_dir
+from unfoldc.train.logs import LAYERS_CSV, STEPS_CSV
 
 FAST = ["--m", "8", "--n", "16", "--layers", "2", "--steps", "2", "--batch", "4",
         "--classical-layers", "0", "--no-progress", "--no-plots"]
@@ -31,7 +32,7 @@ def _train(spec, out, *extra) -> int:
     return main(["train", spec, *FAST, "--out", str(out), *extra])
 
 
-@pytest.mark.parametrize("name", OUTPUTS)
+@pytest.mark.parametrize("name", RESULTS)
 def test_any_output_of_a_run_is_kept(name, spec, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -48,7 +49,8 @@ def test_overwrite_replaces_every_earlier_output(spec, tmp_path, capsys):
     for name in OUTPUTS:
         (out / name).write_bytes(SENTINEL)
     assert _train(spec, out, "--overwrite") == 0
-    assert not any((out / name).exists() for name in OUTPUTS[4:])  # plots: --no-plots
+    assert not any((out / name).exists() for name in PLOTS)  # --no-plots
+    assert all((out / name).read_bytes() != SENTINEL for name in (STEPS_CSV, LAYERS_CSV))
     assert (out / "metrics.json").read_bytes() != SENTINEL
 
 

@@ -162,7 +162,7 @@ def test_end_to_end_gd_steps_on_a_quadratic_stay_tied_and_say_so(task):
     model = _gd(task)
     result = train.fit(model, task, steps=30, batch=16, eval_every=30, classical_layers=0,
                        progress=False, plots=False)
-    mu = [float(layer.mu) for layer in model.layers]
+    mu = [float(layer.mu.detach()) for layer in model.layers]
     assert mu[0] == pytest.approx(mu[1], rel=1e-9) and mu[0] != float(_gd(task).layers[0].mu)
     [note] = result.metrics["notes"]
     assert "`mu`" in note and "symmetric" in note and "--scheme incremental" in note
@@ -172,7 +172,7 @@ def test_incremental_training_separates_the_steps(task):
     model = _gd(task)
     result = train.fit(model, task, scheme="incremental", steps=15, batch=16, eval_every=15,
                        classical_layers=0, progress=False, plots=False)
-    mu = [float(layer.mu) for layer in model.layers]
+    mu = [float(layer.mu.detach()) for layer in model.layers]
     assert abs(mu[0] - mu[1]) > 1e-3 * mu[0] and result.metrics["notes"] == []
 
 

@@ -9,11 +9,10 @@ Importing unfoldc does not import torch; only `load` (which runs generated code)
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from unfoldc.diagnostics import Diagnostic, UserError  # noqa: E402
 from unfoldc.loader import load, load_source  # noqa: E402
 from unfoldc.pipeline import Artifacts, Options, compile_file, compile_source  # noqa: E402
+from unfoldc.version import __version__  # noqa: E402
 
 compile = compile_file  # noqa: A001 - the natural name of the public entry point
 

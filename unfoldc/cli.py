@@ -12,14 +12,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from unfoldc import __version__
 from unfoldc.diagnostics import UserError, render, use_color
-
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad command-line usage detected after argparse (exit code 2)."""
+from unfoldc.usage import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_USER,
+    UsageError,
+)
+from unfoldc.version import __version__
 
 
 def _options(args):
@@ -45,17 +46,6 @@ def _report_warnings(art) -> None:
         print(render(w, art.source, color) + "\n", file=sys.stderr)
 
 
-def check_depth(option: str, layers: int) -> None:
-    """A depth given on the command line: positive and at most MAX_LAYERS (a usage error)."""
-    from unfoldc.limits import MAX_LAYERS
-
-    if layers < 1:
-        raise UsageError(f"{option} takes a positive number")
-    if layers > MAX_LAYERS:
-        raise UsageError(f"{option} {layers} is more than {MAX_LAYERS} layers, the most "
-                         "unfoldc builds (every layer keeps its parameters and activations)")
-
-
 def cmd_compile(args) -> int:
     """Write the generated module (to -o, or stdout)."""
     from unfoldc.codegen.module import network_class_name
@@ -74,9 +64,9 @@ def cmd_compile(args) -> int:
 
 def cmd_graph(args) -> int:
     """Print or draw the iteration graph."""
+    from unfoldc.graphs.render import FORMATS
+    from unfoldc.graphs.render import render as render_graph
     from unfoldc.ir.graph import GraphTooLarge
-    from unfoldc.ir.render import FORMATS
-    from unfoldc.ir.render import render as render_graph
     from unfoldc.pipeline import compile_file
 
     if args.unroll is not None and args.unroll < 1:  # too many: GraphTooLarge, with its size
@@ -168,6 +158,12 @@ def _add_optional_commands(sub) -> None:
     p = sub.add_parser("check", help="derive and evaluate the convergence conditions of a spec")
     check_cli.add_arguments(p)
     p.set_defaults(run=check_cli.run)
+
+    from unfoldc.export import cli as export_cli  # its module does not import torch
+
+    p = sub.add_parser("export", help="write the network as ONNX or a torch.export archive")
+    export_cli.add_arguments(p)
+    p.set_defaults(run=export_cli.run)
 
 
 def _train_parser() -> tuple[argparse.ArgumentParser, object]:

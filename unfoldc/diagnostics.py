@@ -45,6 +45,7 @@ CODES = {
     "E0403": "the spec has no layer body",
     "E0404": "a size or layer count is too large",
     "E0405": "an expression is too large once functions are inlined",
+    "E0406": "a per-layer schedule does not cover the layers",
     "W0001": "state is never updated",
     "W0002": "value is never used",
 }
@@ -63,8 +64,12 @@ class Diagnostic:
 
     @property
     def is_error(self) -> bool:
-        """Errors stop compilation; warnings (codes starting with W) do not."""
-        return self.code.startswith("E")
+        """Errors stop compilation; warnings (codes starting with W) do not.
+
+        A diagnostic without a code is an error found after the front end, about a spec that
+        compiles (`unfoldc export`: an operator the format cannot express).
+        """
+        return not self.code.startswith("W")
 
 
 @dataclass
@@ -96,7 +101,8 @@ def _paint(text: str, code: str, color: bool) -> str:
 def render(diag: Diagnostic, source: Source | None, color: bool = False) -> str:
     """Render `diag` the way rustc does: header, location, source line, caret, notes, help."""
     kind = "error" if diag.is_error else "warning"
-    head = _paint(f"{kind}[{diag.code}]", "1;31" if diag.is_error else "1;33", color)
+    coded = f"{kind}[{diag.code}]" if diag.code else kind
+    head = _paint(coded, "1;31" if diag.is_error else "1;33", color)
     lines = [f"{head}: {diag.message}"]
     pad = " " * len(str(max(diag.span.line, 1)))  # the gutter is as wide as the line number
     if source is not None and diag.span.line > 0:

@@ -16,7 +16,8 @@ from unfoldc.pipeline import Artifacts, Options, compile_file, compile_source
 from unfoldc.source import Source
 
 
-def _class_from(art: Artifacts) -> type:
+def class_from(art: Artifacts) -> type:
+    """The generated network class of compiled artifacts, executed as a fresh module."""
     filename = f"<unfoldc:{printable(art.source.name)}:{art.optimized.source_sha256[:12]}>"
     lines = art.code.splitlines(keepends=True)
     # linecache entries with mtime None are never invalidated by checkcache().
@@ -41,9 +42,9 @@ def load(path: str | Path, options: Options | None = None) -> type:
     Raises:
         UserError: the spec has mistakes (each with file:line:col in its diagnostics).
     """
-    return _class_from(compile_file(path, options or Options()))
+    return class_from(compile_file(path, options or Options()))
 
 
 def load_source(text: str, name: str = "<spec>", options: Options | None = None) -> type:
     """Like `load`, for spec text held in memory."""
-    return _class_from(compile_source(Source(name, text), options or Options()))
+    return class_from(compile_source(Source(name, text), options or Options()))

@@ -498,6 +498,26 @@ def _render_transpose(a: list[Code], out: Type):
     return f"{a[0].at(PREC_ATOM)}.mT", PREC_ATOM
 
 
+def _index(dims, args) -> Type:
+    """`v[layer]`: a scalar entry of a vector (the checker admits nothing else)."""
+    _need("vector", args[0], 0, "an indexed value")
+    _need("scalar", args[1], 1, "an index")
+    return SCALAR
+
+
+def _render_index(a: list[Code], out: Type):
+    # The last axis, so a stack of vectors (the convergence report's) is indexed the same way.
+    return f"{a[0].at(PREC_ATOM)}[..., {a[1].text}]", PREC_ATOM
+
+
+def _entry(v, k):
+    """Entry k (a number) of vector v; an IndexError names the size when v is too short."""
+    i = int(k)
+    if not 0 <= i < v.shape[-1]:
+        raise IndexError(f"layer {i} reads entry {i} of a vector of {v.shape[-1]} entries")
+    return v[..., i]
+
+
 def _render_neg(a: list[Code], out: Type):
     return f"-{a[0].at(PREC_NEG)}", PREC_NEG
 
@@ -569,6 +589,11 @@ _op("matmul", "@", (2, 2), _matmul, _render_matmul, _sym_matmul,
 _op("transpose", ".T", (1, 1), _transpose, _render_transpose,
     lambda a: a.T if _is_mat(a) else a, "transpose of a matrix (`A.T` or `transpose(A)`)",
     semantics=_S(lambda a: a.T if a.dim() == 2 else a), lipschitz=unanalyzed())
+_op("index", "[]", (2, 2), _index, _render_index, _fn("index"),
+    "entry k of a vector known at construction, in layer k: `steps[layer]` (the layer index "
+    "`layer` is the only index)",
+    semantics=_S(_entry), lipschitz=unanalyzed("the indexed vector is never a state"),
+    conditions=())
 _op("eye", "eye", (0, 1), _eye, _render_eye, lambda *a: sympy.Identity(sympy.Symbol("n")),
     "identity matrix `eye(n)`; `I` infers its size", helper="eye",
     semantics=_S("eye", "shape"), lipschitz=unanalyzed(), conditions=())
@@ -657,7 +682,8 @@ _op("hard", "hard", (2, 2), _threshold, _call("hard"), _fn("hard"),
     conditions=(_GE0(1, "hard threshold"),))
 _op("soft_ss", "soft_ss", (3, 3), _threshold_ss, _call("soft_ss"), _fn("soft_ss"),
     "soft threshold with support selection (LISTA-CPSS): entries of each vector above both t and "
-    "the (1 - q) quantile of its magnitudes pass unchanged, the others are soft-thresholded by t",
+    "the magnitude of rank round(q (n - 1)) in decreasing order (the reference code's \"nearest\" "
+    "percentile) pass unchanged, the others are soft-thresholded by t",
     helper="soft_ss",
     semantics=_S("soft_ss"), lipschitz=EXACT,
     conditions=(_GE0(1, "soft_ss threshold"), _GE0(2, "soft_ss selected fraction"),
@@ -823,6 +849,7 @@ FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.intern
     "transpose": OPS["transpose"], "I": OPS["eye"]
 }
 FUNCTIONS.pop(".T", None)
+FUNCTIONS.pop("[]", None)  # written `v[layer]`, not called by name
 BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}
 
 

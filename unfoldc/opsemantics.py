@@ -93,15 +93,13 @@ def _norm2(v):
 
 
 def soft_ss(v, t, q):
-    """Entries above both t and the (1 - q) quantile of |v| pass; the others are soft(v, t)."""
-    # The quantile by linear interpolation between order statistics, written out.
+    """Entries above both t and the selection level pass; the others are soft(v, t). The level
+    is the reference code's "nearest" percentile: the magnitude of rank round(q (n - 1)) in
+    decreasing order, rounding half to even (Python's round, like TensorFlow's tf.round)."""
     a = v.abs()
-    order = torch.sort(a).values
-    pos = (1 - q) * (a.numel() - 1)
-    lo = int(torch.floor(pos))
-    hi = min(lo + 1, a.numel() - 1)
-    level = order[lo] + (pos - lo) * (order[hi] - order[lo])
-    keep = (a > t) & (a > level)
+    order = torch.sort(a, descending=True).values
+    rank = min(max(round(float(q) * (a.numel() - 1)), 0), a.numel() - 1)
+    keep = (a > t) & (a > order[rank])
     return torch.where(keep, v, torch.sign(v) * torch.clamp(a - t, min=0))
 
 

@@ -130,8 +130,9 @@ def report(program: Program, dims: dict | None = None, num_layers: int | None = 
         shape = str(s.type) if s.role != "net" else _net_shape(s)
         if s.role in ("train", "net"):
             one = _size(s.type.dims, known) if s.role == "train" else _net_params(s, known)
-            count = None if one is None else one * (k if s.per_layer else 1)
-            sharing = "per_layer" if s.per_layer else "shared"
+            count = None if one is None else one * s.copies(k)
+            sharing = "shared" if not s.per_layer else \
+                "per_layer" if s.period is None else f"periodic {s.period}"
             rows.append(Row(s.name, s.role, shape, sharing, classify(s, program), count))
         else:
             rows.append(Row(s.name, s.role, shape, "-", "-", None))

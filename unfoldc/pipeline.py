@@ -2,7 +2,8 @@
 
     source text  -> AST          (syntax.parser.parse: Lark LALR, spans kept)
     AST          -> Program      (semantics.check: names, roles, shapes; all errors at once)
-    Program      -> Program      (passes: canonicalize, gram, hoist, cse, dce; lint after each)
+    Program      -> Program      (passes: [enforce_convergence], canonicalize, gram, hoist, cse,
+                                  dce; lint after each)
     Program      -> graph        (ir.graph.build_graph: networkx, loop-carried edges explicit)
     Program      -> Python text  (codegen.module.emit_module: standalone torch module)
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unfoldc.codegen.module import emit_module
+from unfoldc.convergence.enforce import enforce_pass
 from unfoldc.diagnostics import Diagnostic, UserError
 from unfoldc.ir.lint import lint
 from unfoldc.ir.program import Program
@@ -57,8 +60,9 @@ class Artifacts:
         return build_graph(self.optimized, unroll)
 
 
-PASSES = (("canonicalize", canonicalize), ("gram", expand_gram), ("hoist", hoist),
-          ("cse", cse), ("dce", dce))
+# Enforcement runs first: it reads the conditions off the program as written.
+PASSES = (("enforce_convergence", enforce_pass), ("canonicalize", canonicalize),
+          ("gram", expand_gram), ("hoist", hoist), ("cse", cse), ("dce", dce))
 
 
 def optimize(program: Program, options: Options) -> tuple[Program, list[tuple[str, bool]]]:
@@ -74,17 +78,10 @@ def optimize(program: Program, options: Options) -> tuple[Program, list[tuple[st
 
 def compile_source(source: Source, options: Options | None = None) -> Artifacts:
     """Compile one spec; raises UserError (with every diagnostic) on mistakes in it."""
-    from unfoldc.codegen.module import emit_module
-
     ast = parse(source)
     program, warnings = check(ast, source)
     lint(program, after="check")
-    options = options or Options()
-    if options.enforce_convergence:
-        from unfoldc.convergence.enforce import enforce_convergence
-
-        program = lint(enforce_convergence(program), after="enforce_convergence")
-    optimized, log = optimize(program, options)
+    optimized, log = optimize(program, options or Options())
     code = emit_module(optimized, source)
     return Artifacts(source, ast, program, optimized, code, warnings, log)
 

@@ -83,7 +83,7 @@ def is_number(e: Expr) -> bool:
     if isinstance(e, Const):
         return True
     if isinstance(e, Sym):
-        return e.role == "dim"
+        return e.role in ("dim", "layer")  # the layer index is a Python int too
     return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args)
 
 

@@ -79,12 +79,17 @@ def positive(raw, init):
 ''',
     "soft_ss": '''
 def soft_ss(v, t, q):
-    """Soft threshold with support selection (LISTA-CPSS): in each vector, the entries whose
-    magnitude exceeds both t and the (1 - q) quantile of its magnitudes pass unchanged; the
-    others are soft-thresholded by t. The selection itself is a mask (not differentiated)."""
+    """Soft threshold with support selection (LISTA-CPSS), selecting as the reference code does
+    (TensorFlow's `percentile`, "nearest" rule): with the magnitudes of each vector sorted in
+    decreasing order, the level is entry round(q (n - 1)) (ties to even); entries above both the
+    level and t pass unchanged, the others are soft-thresholded by t. The selection is a mask
+    (not differentiated)."""
     a = torch.abs(v)
-    q = torch.as_tensor(q, dtype=v.dtype, device=v.device)
-    level = torch.quantile(a, 1 - q, dim=-1, keepdim=True)
+    n = v.shape[-1]
+    q = torch.as_tensor(q, dtype=torch.float64, device=v.device)  # the reference's precision
+    rank = torch.round(q * (n - 1)).clamp(0, n - 1).long().unsqueeze(-1)
+    ranked = torch.sort(a, dim=-1, descending=True).values
+    level = torch.gather(ranked, -1, rank.expand(a.shape[:-1] + (1,)))
     keep = (a > t) & (a > level)
     return torch.where(keep, v, torch.sign(v) * torch.relu(a - t))
 ''',

@@ -9,59 +9,20 @@ source text, so it is byte-for-byte deterministic.
 
 from __future__ import annotations
 
-import ast
-import textwrap
-
-from unfoldc import __version__
 from unfoldc.codegen import nets as netgen
 from unfoldc.codegen.exprs import ExprPrinter, format_number, is_number
+from unfoldc.codegen.forward import ForwardEmitter, reads_layer
 from unfoldc.codegen.helpers import HELPERS, ORDER
 from unfoldc.codegen.names import Namespace
+from unfoldc.codegen.runtime import runtime_definition
 from unfoldc.codegen.text import comment, docstring, docstring_lines, literal
+from unfoldc.codegen.writer import Writer, drop_unread, shape_tuple
 from unfoldc.convergence.emit import ConvergenceEmitter
-from unfoldc.ir.expr import Const, Expr, Sym, symbols, walk
+from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols, walk
 from unfoldc.ir.program import Assign, Program, Symbol
-from unfoldc.ir.types import Type
 from unfoldc.ops import PREC_ATOM
 from unfoldc.source import Source
-
-
-class Writer:
-    """Lines with indentation."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.depth = 0
-
-    def __call__(self, text: str = "") -> None:
-        self.lines.append(("    " * self.depth + text) if text else "")
-
-    def indent(self) -> Writer:
-        self.depth += 1
-        return self
-
-    def dedent(self) -> None:
-        self.depth -= 1
-
-    def text(self) -> str:
-        return "\n".join(self.lines).rstrip() + "\n"
-
-
-def _drop_unread(w: Writer, start: int, names: tuple[str, ...]) -> None:
-    """Delete the assignments to `names`, one per line from `start` on, that nothing reads."""
-    tree = ast.parse(textwrap.dedent("\n".join(w.lines[start:])))
-    reads = {node.id for node in ast.walk(tree)
-             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
-    for index in reversed(range(len(names))):
-        if names[index] not in reads:
-            del w.lines[start + index]
-
-
-def _shape_tuple(t: Type, dim, batch: str | None = None) -> str:
-    parts = ([batch] if batch else []) + [dim(d) for d in t.dims]
-    if len(parts) == 1:
-        return f"({parts[0]},)"
-    return f"({', '.join(parts)})"
+from unfoldc.version import __version__
 
 
 class ModuleEmitter:
@@ -74,6 +35,7 @@ class ModuleEmitter:
         assert self.cls == network_class_name(program)  # the first name of a fresh namespace
         self.layer_cls = self.ns.fresh(self.cls + "Layer")
         self.output_cls = self.ns.fresh(self.cls + "Output")
+        self.classical_cls = self.ns.fresh(self.cls + "Classical")
         self.helpers: set[str] = set()
         for s in program.symbols:
             self.ns.name(s.name)
@@ -86,6 +48,20 @@ class ModuleEmitter:
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
         self.storage = {s.name: self._storage_names(s) for s in self.trainables}
+        # The layer index `layer`, periodic trainables and initial values that read `layer`
+        # make layer k more than a Layer module: `_layer(k)` then returns a view (layer_view_cls)
+        # holding k and the values layer k reads (see forward.py).
+        self.layer_index = self.ns.fresh("layer_index")
+        self.layer_view_cls = self.ns.fresh(self.cls + "LayerAt")
+        body_reads = {n for a in program.body for n in symbols(a.value)}
+        self.reads_index = any(n.role == "layer" for n in body_reads)
+        self.indexed = self.reads_index or any(
+            s.period is not None or reads_layer(s.init) for s in self.per_layer)
+        self.runtime: list[str] = []  # definitions of unfoldc/runtime/classical.py it carries
+        if nets:
+            self.runtime.append("frozen")
+        if all(s.type.batched for s in self._state_symbols()):
+            self.runtime.append("Safeguard")
         self.convergence = ConvergenceEmitter(self)  # docstring section, report method, classes
 
     # ---- naming ---------------------------------------------------------------------------------
@@ -107,6 +83,8 @@ class ModuleEmitter:
     def _printer(self, scope: str) -> ExprPrinter:
         """A printer for `setup` (inside __init__) or `forward` code."""
         def name_of(sym: Sym) -> str:
+            if sym.role == "layer":
+                return self.layer_index  # a loop variable wherever `layer` may be read
             if scope == "setup" or sym.role in ("input", "state", "temp", "hoisted", "dim"):
                 return self.n(sym.name)
             if sym.role in ("train", "net", "arg"):
@@ -132,6 +110,14 @@ class ModuleEmitter:
             self._layer_class(body)
             body()
             body()
+        if self.indexed:
+            self._layer_view_class(body)
+            body()
+            body()
+        if self.trainables or self.layer_nets or self.shared_nets:
+            self._classical_class(body)
+            body()
+            body()
         self._main_class(body)
         self.convergence.tail(body)
         head = Writer()
@@ -150,7 +136,7 @@ class ModuleEmitter:
         w('"""')
         w()
         w("import copy")  # convergence_report() evaluates a float64 copy
-        if len(p.outputs) > 1:
+        if len(p.outputs) > 1 or self.indexed:
             w("from typing import NamedTuple")
         w()
         w("import torch")
@@ -161,6 +147,11 @@ class ModuleEmitter:
                 w()
                 for line in HELPERS[name].strip("\n").splitlines():
                     w(line)
+        for name in self.runtime:
+            w()
+            w()
+            for line in runtime_definition(name).splitlines():
+                w(line)
         if len(p.outputs) > 1:
             w()
             w()
@@ -179,33 +170,118 @@ class ModuleEmitter:
         return f"{where}: {comment(text)}" if text else where
 
     # ---- per-layer parameters -------------------------------------------------------------------
+    def _layer_params(self) -> list[tuple[str, Symbol]]:
+        """(argument, its trainable or net) of the layer class, in order: per-layer initial
+        values (and interval bounds), nets, then periodic trainables, which default to None
+        (only layers 0..T-1 hold a copy)."""
+        def values(group):
+            out = []
+            for s in group:
+                out.append((self.n(s.name), s))
+                if s.constraint and s.constraint.kind == "interval":
+                    out += [(self.storage[s.name]["lo"], s), (self.storage[s.name]["hi"], s)]
+            return out
+        own = [s for s in self.per_layer if s.period is None]
+        periodic = [s for s in self.per_layer if s.period is not None]
+        return values(own) + [(self.n(s.name), s) for s in self.layer_nets] + values(periodic)
+
     def _layer_args(self) -> str:
-        """Arguments of the layer class: per-layer initial values (and interval bounds)."""
-        args = []
-        for s in self.per_layer:
-            args.append(self.n(s.name))
-            if s.constraint and s.constraint.kind == "interval":
-                args += [self.storage[s.name]["lo"], self.storage[s.name]["hi"]]
-        return ", ".join(args + [self.n(s.name) for s in self.layer_nets])
+        """The layer class's signature (after `self`)."""
+        return ", ".join(arg + ("=None" if s.period is not None else "")
+                         for arg, s in self._layer_params())
+
+    def _layer_call(self) -> tuple[str, bool]:
+        """The arguments of `Layer(...)` for layer k, and whether they read k: entry k of a net
+        list or of initial values stacked over the layer index; a periodic copy only for k < T."""
+        out = []
+        for arg, s in self._layer_params():
+            stacked = s.role == "net" or (arg == self.n(s.name) and reads_layer(s.init))
+            value = f"{arg}[k]" if stacked else arg
+            out.append(value if s.period is None else f"{value} if k < {s.period} else None")
+        reads_k = any(s.role == "net" or s.period is not None or reads_layer(s.init)
+                      for _, s in self._layer_params())
+        return ", ".join(out), reads_k
 
     def _layer_class(self, w: Writer) -> None:
         args = self._layer_args()
         w(f"class {self.layer_cls}(nn.Module):")
         w.indent()
-        w(f'"""The trainable parameters of one {self.p.name} layer."""')
+        if any(s.period is not None for s in self.per_layer):
+            w(f'"""The trainable parameters of one {self.p.name} layer.')
+            w()
+            w("A `periodic T` trainable is held by layers 0..T-1 only (None elsewhere): layer k")
+            w('uses the copy of layer k mod T."""')
+        else:
+            w(f'"""The trainable parameters of one {self.p.name} layer."""')
         w()
         w(f"def __init__(self, {args}):")
         w.indent()
         w("super().__init__()")
         for s in self.per_layer:
             w(self._origin(s.line))
+            if s.period is not None:
+                w(f"if {self.n(s.name)} is not None:")
+                w.indent()
             self._store_trainable(w, s, self.n(s.name))
+            if s.period is not None:
+                w.dedent()
         for s in self.layer_nets:
             w(self._origin(s.line))
             w(f"self.{self.n(s.name)} = {self.n(s.name)}")
         w.dedent()
         for s in self.per_layer:
             self._trainable_property(w, s)
+        w.dedent()
+
+    def layer_values(self) -> list[Symbol]:
+        """The per-layer trainables and nets, in the order of the layer view's fields."""
+        return [*self.per_layer, *self.layer_nets]
+
+    def _layer_view_class(self, w: Writer) -> None:
+        """Layer k as `_step` reads it where a Layer module is not enough: its index k (the
+        layer index `layer`, the copy k mod T of a periodic trainable, entry k of a classical
+        value that reads `layer`) and its per-layer values, under a Layer's attribute names."""
+        w(f"class {self.layer_view_cls}(NamedTuple):")
+        w.indent()
+        w(f'"""Layer k of {docstring(self.p.name)} as `_step` reads it (`_layer(k)`): the index k '
+          "and the")
+        w("layer's per-layer values, learned or classical (a periodic trainable's: copy k mod T).")
+        w('"""')
+        w()
+        w("k: int")
+        for s in self.layer_values():
+            w(f"{self.n(s.name)}: {'nn.Module' if s.role == 'net' else 'torch.Tensor'}")
+        w.dedent()
+
+    def _classical_class(self, w: Writer) -> None:
+        """The classical layer: every trainable (per-layer and shared) and net at its initial
+        value, under the attribute names of a learned layer, in buffers outside state_dict."""
+        names = [self.n(s.name) for s in [*self.trainables, *self.layer_nets, *self.shared_nets]]
+        w(f"class {self.classical_cls}(nn.Module):")
+        w.indent()
+        w(f'"""One layer of the untrained {self.p.name}: every trainable at its initial value.')
+        w()
+        w("Attribute names are a learned layer's (and the network's shared trainables); values")
+        w("are non-persistent buffers: they follow .to(), never train and stay out of state_dict.")
+        if self.layer_nets or self.shared_nets:
+            w("Nets are frozen copies of their initial weights (a per-layer net: layer 0's); for a")
+            w("zero_last net that is the classical update itself.")
+        if any(reads_layer(s.init) for s in self.per_layer):
+            w("An initial value that reads `layer` is stacked, one entry per layer (per copy of a")
+            w("periodic trainable): `_layer(k, classical=True)` takes layer k's.")
+        w('"""')
+        w()
+        w(f"def __init__(self, {', '.join(names)}):")
+        w.indent()
+        w("super().__init__()")
+        for s in self.trainables:
+            w(self._origin(s.line))
+            name = self.n(s.name)
+            w(f'self.register_buffer("{name}", {name}.detach().clone(), persistent=False)')
+        for s in [*self.layer_nets, *self.shared_nets]:
+            w(self._origin(s.line))
+            w(f"self.{self.n(s.name)} = frozen({self.n(s.name)})")
+        w.dedent()
         w.dedent()
 
     def _store_trainable(self, w: Writer, s: Symbol, value: str) -> None:
@@ -280,7 +356,7 @@ class ModuleEmitter:
         w('return f"num_layers={self.num_layers}"')
         w.dedent()
         w()
-        self._forward(w)
+        ForwardEmitter(self).emit(w)
         if p.objective is not None:
             w()
             self._objective(w)
@@ -302,8 +378,7 @@ class ModuleEmitter:
         w(f"STATES = {names('state')}")
         w(f"PARAMS = {names('param')}")
         w(f"OUTPUTS = ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-        sharing = ", ".join(f'"{self.n(s.name)}": "{"per_layer" if s.per_layer else "shared"}"'
-                            for s in self.trainables)
+        sharing = ", ".join(f'"{self.n(s.name)}": "{_sharing(s)}"' for s in self.trainables)
         w(f"TRAINABLES = {{{sharing}}}")
         w(f"DEFAULT_LAYERS = {p.num_layers}")
         if len(p.outputs) > 1:
@@ -325,6 +400,7 @@ class ModuleEmitter:
         w.indent()
         w("super().__init__()")
         w("self.num_layers = num_layers")
+        w("self.last_safeguard = None  # per layer, samples that fell back (last safeguarded call)")
         givens = p.by_role("given")
         for s in givens:
             w(f"{self.n(s.name)} = torch.as_tensor({self.n(s.name)})")
@@ -343,20 +419,79 @@ class ModuleEmitter:
             w(f"{self.n(a.target)} = {self.setup_value(pr, a.value)}")
             if a.target in in_forward:
                 w(f'self.register_buffer("{self.n(a.target)}", {self.n(a.target)})')
+        self.check_schedules(w, self._setup_schedules(), "setup")
         for s in self.trainables:
             self._trainable_init(w, pr, s)
         self._shared_nets(w)
         if self.per_layer or self.layer_nets:
-            args = self._layer_args()
-            for s in self.layer_nets:  # one list entry per layer; the layer takes entry k
-                args = args.replace(self.n(s.name), f"{self.n(s.name)}[k]")
+            args, reads_k = self._layer_call()
             w("self.layers = nn.ModuleList(")
-            index = "k" if self.layer_nets else "_"
-            w(f"    [{self.layer_cls}({args}) for {index} in range(num_layers)]")
+            w(f"    [{self.layer_cls}({args}) for {'k' if reads_k else '_'} in range(num_layers)]")
             w(")")
         else:
             w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
+        self._classical_init(w)
         w.dedent()
+
+    # ---- vectors indexed by the layer index ----------------------------------------------------
+    def _setup_schedules(self) -> list[tuple[Expr, int, str]]:
+        """(vector, spec line, copies) for each `v[layer]` in an initial value, and for those of
+        the body (checked against num_layers at construction too)."""
+        found = []
+        for s in self.per_layer:
+            copies = "num_layers" if s.period is None else f"min({s.period}, num_layers)"
+            found += [(v, s.line, copies) for v in _indexed(s.init)]
+        return found + self.body_schedules("num_layers")
+
+    def body_schedules(self, count: str) -> list[tuple[Expr, int, str]]:
+        """(vector, spec line, `count`) for each `v[layer]` of the layer body: `count` layers
+        read entries 0..count-1."""
+        return [(v, a.line, count) for a in self.p.body for v in _indexed(a.value)]
+
+    def condition_schedules(self, count: str) -> list[tuple[Expr, int, str]]:
+        """Like body_schedules, for the vectors only `require` / `assume` conditions index by
+        `layer`: the report evaluates them at each of its `count` layers."""
+        body = {v for v, _, _ in self.body_schedules(count)}
+        return [(v, c.line, count) for c in self.p.conditions for e in (c.lhs, c.rhs)
+                for v in _indexed(e) if v not in body]
+
+    def check_schedules(self, w: Writer, found, scope: str) -> None:
+        """A located ValueError when a vector indexed by `layer` is shorter than the layers
+        that read it (`scope`: "setup" in __init__, "forward" in the methods that run layers)."""
+        pr = self._printer(scope)
+        spec = ExprPrinter(lambda sym: sym.name)  # the vector as the spec writes it
+        seen = set()
+        for v, line, copies in found:
+            code = pr.code(v).at(PREC_ATOM)
+            self.helpers |= pr.helpers
+            if (code, copies) in seen:
+                continue
+            seen.add((code, copies))
+            text = _braces(spec(v))
+            shown = text if text.isidentifier() else f"({text})"
+            where = _braces(f"{self.p.source_name}:{line}")
+            w(f"if {code}.shape[-1] < {copies}:")
+            has = f"`{text}` has {{{code}.shape[-1]}} entries "
+            per = f"for {{{copies}}} layers; "
+            middle = [has + per]
+            if 4 * w.depth + 26 + len(literal(has + per)) > 100:  # the line of the continuation
+                middle = [has, per]  # keep the file within 100 columns
+            parts = [f"{where}: `{shown}[layer]` reads entry k in layer k, but ", *middle,
+                     "give it at least one entry per layer"]
+            w(f"    raise ValueError(f{literal(parts[0])}")
+            for part in parts[1:]:
+                w(f"                     f{literal(part)}" + (")" if part is parts[-1] else ""))
+
+    def _classical_init(self, w: Writer) -> None:
+        learned = [*self.trainables, *self.layer_nets, *self.shared_nets]
+        if not learned:
+            w("self.classical = nn.Module()  # nothing is learned: every layer is classical")
+            return
+        args = [self.n(s.name) for s in self.trainables]
+        args += [f"{self.n(s.name)}[0]" for s in self.layer_nets]
+        args += [f"self.{self.n(s.name)}" for s in self.shared_nets]
+        w("# the untrained layer (classical_step, safeguard): initial values, kept as they are")
+        w(f"self.classical = {self.classical_cls}({', '.join(args)})")
 
     def _shared_nets(self, w: Writer) -> None:
         if self.layer_nets or self.shared_nets:
@@ -386,17 +521,24 @@ class ModuleEmitter:
         if not isinstance(s.init, Const):
             w(f"if {name} is None:")
             w(f"    {name} = {self.expr(pr, s.init)}")
-        shape = _shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
+        shape = shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
         w(f"{name} = fill({name}, {shape}, like)  # a tensor from here on (setup reads it)")
         w(f'self.register_buffer("{name}", {name})')
         self.helpers.add("fill")
 
     def _trainable_init(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
         name = self.n(s.name)
-        shape = _shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
+        shape = shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
         self.helpers.add("fill")
         w(self._origin(s.line))
-        w(f"{name} = fill({self.expr(pr, s.init)}, {shape}, like)")
+        if s.per_layer and reads_layer(s.init):  # copy k starts from the value at layer = k
+            copies = "num_layers" if s.period is None else f"min({s.period}, num_layers)"
+            w(f"{name} = torch.stack([")
+            w(f"    fill({self.expr(pr, s.init)}, {shape}, like)")
+            w(f"    for {self.layer_index} in range({copies})")
+            w("])")
+        else:
+            w(f"{name} = fill({self.expr(pr, s.init)}, {shape}, like)")
         self._check_constraint(w, pr, s)
         if not s.per_layer:
             self._store_trainable(w, s, name)
@@ -453,49 +595,7 @@ class ModuleEmitter:
             w(f"{target} = {prefix}{self.n(s.name)}.shape")
             used -= {b.dim for b in mine}
 
-    # ---- forward --------------------------------------------------------------------------------
-    def _forward(self, w: Writer) -> None:
-        p = self.p
-        pr = self._printer("forward")
-        inputs = [self.n(s.name) for s in p.by_role("input")]
-        flags = ["*", "num_layers=None", "all_layers=False", "checkpoint=False"]
-        w(f"def forward(self, {', '.join(inputs + flags)}):")
-        w.indent()
-        self._forward_doc(w)
-        w("K = self.num_layers if num_layers is None else num_layers")
-        start = len(w.lines)
-        # The batch size and the tensor that new tensors follow: kept only where read (below).
-        w(f"B = {inputs[0]}.shape[0]" if inputs else "B = 1")
-        w(f"like = {inputs[0]}" if inputs else "like = next(self.buffers())")
-        self._bind_forward_dims(w)
-        self._bind_shared(w)
-        hoisted = [a for a in p.prologue if a.kind == "hoisted"]
-        before = [a for a in p.prologue if a.kind == "let"]
-        inits = [a for a in p.prologue if a.kind == "init"]
-        for a in before:
-            w(self._origin(a.line))
-            w(f"{self.n(a.target)} = {self.expr(pr, a.value)}")
-        if hoisted:
-            w("# -- loop-invariant work, hoisted out of the layer loop --")
-            for a in hoisted:
-                w(f"{self.n(a.target)} = {self.expr(pr, a.value)}")
-        w("# -- initial states --")
-        for a in inits:
-            w(self._origin(a.line))
-            w(f"{self.n(a.target)} = {self._state_init(pr, a)}")
-        if self._carried() or self.p.body:
-            self._step(w, pr)
-            w("history = []")
-            self._loop(w)
-        else:  # e.g. the only update was deleted: W0001 warned, every layer is the identity
-            w("# -- no state that reaches an output is updated: the layers change nothing --")
-            w(f"history = [{self._result()} for _ in range(K)]")
-        w("if all_layers:")
-        w("    return history")
-        w(f"return {self._result()}")
-        w.dedent()
-        _drop_unread(w, start, ("B", "like"))
-
+    # ---- forward: see forward.py -------------------------------------------------------------
     def _objective(self, w: Writer) -> None:
         """`objective(states..., inputs...)`: the spec's `minimize` expression, per sample."""
         p = self.p
@@ -527,7 +627,7 @@ class ModuleEmitter:
             text = f"({text}).expand({args[0]}.shape[0])" if args else text
         w(f"return {text}")
         if source:
-            _drop_unread(w, start, ("like",))
+            drop_unread(w, start, ("like",))
         w.dedent()
 
     def _objective_line(self) -> int:
@@ -535,17 +635,6 @@ class ModuleEmitter:
             if line.lstrip().startswith("minimize"):
                 return i
         return 0
-
-    def _forward_doc(self, w: Writer) -> None:
-        p = self.p
-        w('"""Run the first K = num_layers (default: all) layers on a batch.')
-        w()
-        w("Inputs are batched: " + ", ".join(
-            f"`{self.n(s.name)}` {_batched_shape(s.type)}" for s in p.by_role("input")) + ".")
-        outs = ", ".join(f"`{self.n(o)}`" for o in p.outputs)
-        kind = "an Output named tuple" if len(p.outputs) > 1 else "the tensor"
-        w(f"Returns {kind} {outs}; with all_layers=True, a list of it after every layer.")
-        w('"""')
 
     def _bind_forward_dims(self, w: Writer) -> None:
         checked = self._checked_inputs()
@@ -589,11 +678,13 @@ class ModuleEmitter:
                 used |= set(self.p.symbol(a.target).type.dims)
         return {d for d in used if isinstance(d, str)}
 
-    def _bind_shared(self, w: Writer, exprs=None) -> None:
+    def _bind_shared(self, w: Writer, exprs=None, prefix: str = "self.") -> None:
+        """Locals for the shared trainables and nets `exprs` read (default: prologue and body),
+        from `prefix` (`self.`, or `shared.` where the classical layer may supply them)."""
         exprs = exprs if exprs is not None else [a.value for a in self.p.prologue + self.p.body]
         used = {n.name for e in exprs for n in symbols(e)}
         for s in [s for s in self.shared + self.shared_nets if s.name in used]:
-            w(f"{self.n(s.name)} = self.{self.n(s.name)}")
+            w(f"{self.n(s.name)} = {prefix}{self.n(s.name)}")
 
     def _state_init(self, pr: ExprPrinter, a: Assign) -> str:
         return self._fit_state(pr, self.p.symbol(a.target), a.value)
@@ -605,7 +696,7 @@ class ModuleEmitter:
         if state.type.rank == 0 and not batch:
             shape = "()"
         else:
-            shape = _shape_tuple(state.type, self._dim_name, batch)
+            shape = shape_tuple(state.type, self._dim_name, batch)
         if isinstance(v, Const):
             if v.value == 0:
                 return f"like.new_zeros({shape})"
@@ -621,84 +712,38 @@ class ModuleEmitter:
             text = f"{code.at(PREC_ATOM)}[:, {nones}]"
         return f"fill({text}, {shape}, like)"
 
-    def _carried(self) -> list[str]:
-        """States the body updates, in declaration order: what one layer maps to new values."""
-        updated = {a.target for a in self.p.body if a.kind == "update"}
-        return [self.n(s.name) for s in self.p.by_role("state") if s.name in updated]
+    def _state_symbols(self) -> list[Symbol]:
+        """The states the network keeps (dce may delete one nothing reads), in declaration
+        order: what one layer maps to new values."""
+        kept = {a.target for a in self.p.prologue if a.kind == "init"}
+        return [s for s in self.p.by_role("state") if s.name in kept]
 
-    def _step_args(self) -> str:
-        per_layer = self.per_layer or self.layer_nets
-        return ", ".join((["layer"] if per_layer else []) + self._carried())
-
-    def _step(self, w: Writer, pr: ExprPrinter) -> None:
-        """`step(layer, states...)`: one layer, as a local function (checkpointable)."""
-        w()
-        w(f"def step({self._step_args()}):")
-        w.indent()
-        w('"""One layer: the update equations of the spec, in order."""')
-        used = {n.name for a in self.p.body for n in symbols(a.value)}
-        bound = [s for s in self.per_layer + self.layer_nets if s.name in used]
-        if bound:
-            lhs = ", ".join(self.n(s.name) for s in bound)
-            rhs = ", ".join(f"layer.{self.n(s.name)}" for s in bound)
-            w(f"{lhs} = {rhs}")
-        last = None
-        for a in self.p.body:
-            if a.line != last:
-                w(self._origin(a.line))
-                last = a.line
-            if a.kind == "update":
-                value = self._fit_state(pr, self.p.symbol(a.target), a.value)
-            else:
-                value = self.expr(pr, a.value)
-            w(f"{self.n(a.target)} = {value}")
-        w(f"return {', '.join(self._carried()) or 'None'}")
-        w.dedent()
-        w()
-
-    def _loop(self, w: Writer) -> None:
-        per_layer = self.per_layer or self.layer_nets
-        w("for layer in self.layers[:K]:" if per_layer else "for _ in range(K):")
-        w.indent()
-        carried = self._carried()
-        lhs = ", ".join(carried) + ("," if len(carried) == 1 else "")
-        lhs = lhs if len(carried) != 1 else carried[0]
-        lhs = f"{lhs} = " if carried else ""  # no state carried (only without dce): just run it
-        args = self._step_args()
-        inner = ", ".join(["step"] + ([args] if args else []) + ["use_reentrant=False"])
-        w("if checkpoint:  # recompute this layer in the backward pass instead of storing it")
-        call = f"    {lhs}torch.utils.checkpoint.checkpoint({inner})"
-        if len(call) + 4 * w.depth <= 100:
-            w(call)
-        else:  # keep the generated file within 100 columns
-            w(f"    {lhs}torch.utils.checkpoint.checkpoint(")
-            w(f"        {inner})")
-        w("else:")
-        w(f"    {lhs}step({args})")
-        w("if all_layers:")
-        w(f"    history.append({self._result()})")
-        w.dedent()
-
-    def _result(self) -> str:
-        outs = []
-        for o in self.p.outputs:
-            s = self.p.symbol(o)
-            text = self.n(o)
-            if not s.type.batched:
-                text = f"{text}.expand({_shape_tuple(s.type, self._dim_name, 'B')[1:-1]})"
-            outs.append(text)
-        if len(outs) == 1:
-            return outs[0]
-        return f"self.Output({', '.join(outs)})"
+    def _states(self) -> list[str]:
+        return [self.n(s.name) for s in self._state_symbols()]
 
 
 _SIZED = ("eye", "zeros", "ones")  # operators whose rendering needs their sizes at run time
 
 
+def _indexed(e: Expr | None) -> list[Expr]:
+    """The vectors `e` indexes by the layer index (`steps` in `steps[layer]`)."""
+    if e is None:
+        return []
+    return [n.args[0] for n in walk(e) if isinstance(n, Op) and n.op == "index"]
 
 
-def _batched_shape(t: Type) -> str:
-    return "(" + ", ".join(["B"] + [str(d) for d in t.dims]) + ")"
+def _braces(text: str) -> str:
+    """`text` as the literal part of an f-string."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _sharing(s: Symbol) -> str:
+    """A trainable's entry in TRAINABLES: `shared`, `per_layer` or `periodic T`."""
+    if not s.per_layer:
+        return "shared"
+    return "per_layer" if s.period is None else f"periodic {s.period}"
+
+
 
 
 def _class_name(name: str) -> str:

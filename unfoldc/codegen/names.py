@@ -18,10 +18,13 @@ GENERATED = {
     # locals and arguments of __init__, forward, step, objective and convergence_report
     "self", "like", "B", "K", "k", "layer", "history", "num_layers", "all_layers", "result",
     "step", "checkpoint", "dtype", "device", "seed", "generator", "eps", "tol", "rows",
+    # ... of the layer-map methods (forward.py) and the runtime they carry (runtime/classical.py)
+    "context", "states", "shared", "new", "guard", "classical", "safeguard", "safeguard_delta",
+    "safeguard_theta", "Safeguard", "frozen",
     # class attributes and methods of the network class
     "layers", "Output", "SPEC_NAME", "SPEC_SHA256", "GIVENS", "INPUTS", "STATES", "PARAMS",
     "OUTPUTS", "TRAINABLES", "DEFAULT_LAYERS", "CONVERGENCE_CONDITIONS", "CONVERGENCE_CERTIFICATES",
-    "CONVERGENCE_UNCOVERED", "objective",
+    "CONVERGENCE_UNCOVERED", "objective", "classical_step", "last_safeguard",
     "convergence_report",
 }
 

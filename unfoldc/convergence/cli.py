@@ -11,47 +11,43 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unfoldc.usage import (
+    EXIT_OK,
+    EXIT_UNCERTIFIED,
+    EXIT_USER,
+    add_network_arguments,
+    check_depth,
+    given_paths,
+    require_givens,
+)
+
 # check's verdicts: certified 0, violated 1 (a required condition fails), uncertified 4.
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNCERTIFIED = 0, 1, 2, 4
-VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_FAIL, "uncertified": EXIT_UNCERTIFIED}
+VERDICT_EXIT = {"certified": EXIT_OK, "violated": EXIT_USER, "uncertified": EXIT_UNCERTIFIED}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="the .unf file")
-    p.add_argument("--given", action="append", default=[], metavar="NAME=FILE.npy",
-                   help="a given operand as a NumPy .npy file (repeat for several)")
-    p.add_argument("--weights", metavar="FILE",
-                   help="trained weights: a weights.safetensors written by `unfoldc train` "
-                   "(its givens and depth are used unless --given / --layers say otherwise)")
-    p.add_argument("--layers", type=int, metavar="K", help="number of layers (default: spec)")
-    p.add_argument("--enforce-convergence", action="store_true",
-                   help="check the network as compiled (and trained) with --enforce-convergence")
+    add_network_arguments(p, "check")
 
 
 def run(args) -> int:
-    from unfoldc.cli import EXIT_USER, UsageError, check_depth
     from unfoldc.convergence.derive import derive, symbolic_text
     from unfoldc.pipeline import Options, compile_file
 
     if args.layers is not None:  # before anything is built: --layers 1000000000000 is refused
         check_depth("--layers", args.layers)
     art = compile_file(args.spec, Options(enforce_convergence=args.enforce_convergence))
-    an = derive(art.program)
+    an = derive(art.optimized)  # as the generated report does, after enforcement
     print(f"{art.program.name}: convergence conditions derived from {art.program.source_name}")
     for line in symbolic_text(an):
         print("  " + line)
-    givens = dict(_parse_given(g, UsageError) for g in args.given)
     names = [s.name for s in art.program.by_role("given")]
-    unknown = sorted(set(givens) - set(names))
-    if unknown:
-        raise UsageError(f"the spec has no given named {', '.join(unknown)} "
-                         f"(givens: {', '.join(names) or 'none'})")
+    givens = given_paths(args.given, names)
     if not givens and names and not args.weights:
         print("(give the operands with --given NAME=FILE.npy to evaluate them)")
         return EXIT_OK
-    missing = [n for n in names if n not in givens]
-    if missing and not args.weights:  # a weights file holds the givens it was trained with
-        raise UsageError(f"missing --given for {', '.join(missing)}")
+    if not args.weights:  # a weights file holds the givens it was trained with
+        require_givens(givens, names)
     from unfoldc.train.errors import TrainError  # imports torch, as evaluating does
 
     try:
@@ -64,24 +60,11 @@ def run(args) -> int:
     return VERDICT_EXIT[report.verdict]
 
 
-def _parse_given(text: str, usage) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise usage(f"--given takes NAME=FILE.npy, got {text!r}")
-    return name, path
-
-
 def _evaluate(art, paths: dict[str, str], args):
-    from unfoldc.loader import _class_from
+    from unfoldc.loader import class_from
     from unfoldc.train import operands
 
-    cls = _class_from(art)
-    givens = {name: operands.read_given(name, path) for name, path in paths.items()}
-    origins = {name: f"`{path}`" for name, path in paths.items()}
-    if args.weights:
-        model = operands.build_with_weights(cls, givens, args.weights, args.layers, origins)
-    else:
-        model = operands.build(cls, givens, args.layers, origins)
+    model = operands.build_from_files(class_from(art), paths, args.weights, args.layers)
     return model.convergence_report()
 
 

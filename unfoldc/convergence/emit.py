@@ -57,8 +57,9 @@ class ConvergenceEmitter:
         self.report_cls = em.ns.fresh("ConvergenceReport")
         self.r = em.ns.fresh("report")  # local alias of the report class in the method
         self.cond_cls = em.ns.fresh("ConvergenceCondition")
+        # values that change from layer to layer (`layer` is the layer index: a reserved name)
         self.per_layer = ({s.name for s in em.per_layer + em.layer_nets}
-                          | set(self.an.layer.schedule))
+                          | set(self.an.layer.schedule) | {"layer"})
         self.dims_known = {b.dim for b in self.p.dims
                            if self.p.symbol(b.symbol).role == "given"}
         self.conditions = [c for c in self.an.conditions if self._evaluable(c)]
@@ -73,7 +74,7 @@ class ConvergenceEmitter:
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
-        ok_roles = {"given", "param", "let", "train", "const", "net"}
+        ok_roles = {"given", "param", "let", "train", "const", "net", "layer"}
         for s in _reads(c):
             if s.role == "dim" and s.name not in self.dims_known:
                 self._skip(c, f"its size `{s.name}` is only known from the inputs")
@@ -132,7 +133,8 @@ class ConvergenceEmitter:
         w("precision = like.dtype if precision is None else precision")
         w("if like.dtype != torch.float64:  # in float64, rounding never undercuts a bound")
         w(f"    return copy.deepcopy(self).double().{METHOD}(num_layers, precision)")
-        w("K = self.num_layers if num_layers is None else num_layers")
+        w("K = self._depth(num_layers)  # past the built depth, layers repeat the last one")
+        self.em.check_schedules(w, self.em.condition_schedules("K"), "forward")
         w(f"{self.eps} = torch.finfo(precision).eps")
         if any(_uses_tol(q) for c in self.conditions for q in (c.lhs, c.rhs)):
             w(f"{self.tol} = 10 * {self.eps} ** 0.5")
@@ -155,8 +157,7 @@ class ConvergenceEmitter:
         for code, name in hoisted.items():
             _assign(w, name, code)
         for sym, stack in self.stacks.items():
-            w(f"{stack} = torch.stack([{self.layer}.{self.em.n(sym)} "
-              f"for {self.layer} in self.layers[:K]])")
+            w(f"{stack} = torch.stack([self._layer(k).{self.em.n(sym)} for k in range(K)])")
         for code, name in self.stacked.items():
             _assign(w, name, code)
         for s, init in self._schedule_inits(pr):
@@ -166,8 +167,10 @@ class ConvergenceEmitter:
         loop_start = len(w.lines)
         schedule = self._schedule_code(pr)  # before binding: it may read per-layer values
         bound = [s for s in em.per_layer + em.layer_nets if s.name in self.loop_reads]
+        if "layer" in self.loop_reads:
+            w(f"{em.layer_index} = k  # the layer index `layer`")
         if bound:
-            w(f"{self.layer} = self.layers[k]")
+            w(f"{self.layer} = self._layer(k)")
             for s in bound:
                 w(f"{em.n(s.name)} = {self.layer}.{em.n(s.name)}")
         for code, name in self.per_layer_values.items():
@@ -247,6 +250,8 @@ class ConvergenceEmitter:
         em = self.em
         if sym.name in self.per_layer:
             self.loop_reads.add(sym.name)
+        if sym.role == "layer":
+            return em.layer_index
         if sym.role in ("given", "param"):
             return f"self.{em.n(sym.name)}"
         if sym.role in ("train", "net") and sym.name not in self.per_layer:
@@ -398,7 +403,8 @@ class ConvergenceEmitter:
         n_in = _domain(lin)
         plain = all(_plain(f) for m, _ in lin.terms for f in m)
         reads = {s.name for m, c in lin.terms for e in (c, *m) for s in symbols(e)}
-        batchable = not reads & set(self.an.layer.schedule)
+        # schedule states and the layer index are evaluated layer by layer, never stacked
+        batchable = not reads & (set(self.an.layer.schedule) | {"layer"})
         if not plain or not batchable or n_in is None or (isinstance(n_in, str)
                                                           and n_in not in self.dims_known):
             return f"{r}.opnorm({pr(lin.expr())})"

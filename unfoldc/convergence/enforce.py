@@ -20,9 +20,16 @@ from unfoldc.convergence.quantity import QEig, QExpr, QProd
 from unfoldc.ir.expr import Const, Op, Sym, walk
 from unfoldc.ir.program import Constraint, Program
 from unfoldc.ir.types import SCALAR
+from unfoldc.passes.result import PassResult
 
 MARGIN = 0.999  # tanh saturates to exactly 1 in floating point: stay strictly below 2/L
 FLOOR = 1e-6  # ... and to exactly -1: the smallest step is FLOOR * the largest, not 0
+
+
+def enforce_pass(program: Program) -> PassResult:
+    """The pass `enforce_convergence` (first in pipeline.PASSES, off unless asked for)."""
+    result = enforce_convergence(program)
+    return PassResult(result, result != program)
 
 
 def enforce_convergence(program: Program) -> Program:

@@ -7,7 +7,7 @@ the next layer (so a rolled graph has a cycle per state). `unroll(program, K)` l
 layers, with per-layer trainables as separate nodes per layer.
 
 Node attributes: kind, label, shape, line, phase, layer, hoisted, per_layer (see
-unfoldc/ir/render.py for the formats that draw them).
+unfoldc/graphs/ for the formats that draw them).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ _DECL_PHASE = {"given": "setup", "param": "setup", "train": "setup", "let": "set
 
 def _symbol_node(g: nx.DiGraph, s: Symbol, node_id: str, layer=None) -> None:
     phase = "layer" if s.per_layer else _DECL_PHASE.get(s.role, "setup")
-    g.add_node(node_id, kind=s.role, label=f"{s.name} : {s.type}", shape=str(s.type),
+    periodic = f" periodic {s.period}" if s.period is not None else ""
+    g.add_node(node_id, kind=s.role, label=f"{s.name} : {s.type}{periodic}", shape=str(s.type),
                line=s.line, phase=phase, layer=layer,
                hoisted=False, per_layer=s.per_layer)
 
@@ -52,10 +53,11 @@ def graph_size(program: Program, unroll: int | None = None) -> int:
     """The number of nodes `build_graph(program, unroll)` makes, without building it."""
     static = [s for s in program.symbols
               if s.role in ("given", "input", "param") or (s.role == "train" and not s.per_layer)]
-    per_layer = sum(s.role == "train" and s.per_layer for s in program.symbols)
-    layer = len(program.body) + per_layer
+    layers = 1 if unroll is None else unroll
+    # one node per layer for each per-layer trainable, but a `periodic T` one has T at most
+    copies = sum(s.copies(layers) for s in program.symbols if s.role == "train" and s.per_layer)
     fixed = len(static) + len(program.setup) + len(program.prologue) + len(program.outputs)
-    return fixed + layer * (1 if unroll is None else unroll)
+    return fixed + len(program.body) * layers + copies
 
 
 def check_unroll(program: Program, unroll: int) -> None:
@@ -105,7 +107,10 @@ class _Builder:
         prefix = "" if k is None else f"L{k}:"
         scope = dict(self.static)
         for s in self.p.symbols:
-            if s.role == "train" and s.per_layer:
+            if s.role == "train" and s.per_layer and k is not None and s.period is not None \
+                    and k >= s.period:  # layer k reads the copy of layer k mod T
+                scope[s.name] = f"L{k % s.period}:{s.name}"
+            elif s.role == "train" and s.per_layer:
                 _symbol_node(self.g, s, prefix + s.name, layer=k)
                 scope[s.name] = prefix + s.name
         for i, a in enumerate(self.p.body):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ir.expr import Const, Expr, Op, Sym, walk
 from unfoldc.ir.program import Program
 from unfoldc.ops import OPS, semantics_fn
 
@@ -45,6 +45,10 @@ class Interpreter:
 
     def __init__(self, program: Program, dims: dict[str, int], dtype: torch.dtype):
         self.p, self.dims, self.dtype = program, dims, dtype
+
+    def layer(self, k: int) -> Env:
+        """The environment entry of the layer index `layer` in layer (or copy) k."""
+        return {"layer": torch.tensor(float(k), dtype=self.dtype)}
 
     def size(self, d) -> int:
         return d if isinstance(d, int) else self.dims[d]
@@ -103,7 +107,7 @@ def run(program: Program, givens: dict[str, torch.Tensor], inputs: dict[str, tor
         num_layers: K (default: the spec's layer count).
         params: overrides of fixed parameters by name.
         trainables: trainable values by name (default: their initial values); a per-layer
-            trainable may be a list of K values.
+            trainable may be a list of K values, a `periodic T` one a list of T values.
         all_layers: return the outputs after every layer instead of the last.
         dtype: the dtype of constants and created tensors.
         nets: for a program with learned sub-networks, each net's function of unbatched
@@ -124,7 +128,14 @@ def run(program: Program, givens: dict[str, torch.Tensor], inputs: dict[str, tor
         env[a.target] = it.eval(a.value, env)
     for s in program.by_role("train"):
         given = (trainables or {}).get(s.name)
-        env[s.name] = given if given is not None else it.filled(it.eval(s.init, env), s.name)
+        if given is not None:
+            env[s.name] = given
+        elif s.per_layer and any(isinstance(n, Sym) and n.role == "layer" for n in walk(s.init)):
+            # copy j starts from the initial value evaluated with `layer` = j
+            env[s.name] = [it.filled(it.eval(s.init, env | it.layer(j)), s.name)
+                           for j in range(s.copies(K))]
+        else:
+            env[s.name] = it.filled(it.eval(s.init, env), s.name)
     batch = next(iter(inputs.values())).shape[0] if inputs else 1
     samples = [_sample(program, it, env, {k: v[b] for k, v in inputs.items()}, K)
                for b in range(batch)]
@@ -142,10 +153,11 @@ def _sample(program: Program, it: Interpreter, static: Env, inputs: Env, K: int)
         value = it.eval(a.value, env)
         env[a.target] = it.filled(value, a.target) if a.kind == "init" else value
     outs = []
-    per_layer = [s.name for s in program.by_role("train") if s.per_layer]
+    per_layer = [s for s in program.by_role("train") if s.per_layer]
     for k in range(K):
-        for name in per_layer:
-            env[name] = _layer_value(static[name], k)
+        env |= it.layer(k)
+        for s in per_layer:
+            env[s.name] = _layer_value(static[s.name], k if s.period is None else k % s.period)
         for a in program.body:
             value = it.eval(a.value, env)
             env[a.target] = it.filled(value, a.target) if a.kind == "update" else value

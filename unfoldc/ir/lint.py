@@ -47,7 +47,8 @@ def lint(program: Program, after: str = "build") -> Program:
             where = f"after {after}: {phase} `{a.target}` (line {a.line})"
             _check_types(a.value, where)
             for n in walk(a.value):
-                if isinstance(n, Sym) and n.role not in ("dim", "arg") and n.name not in defined:
+                if isinstance(n, Sym) and n.role not in ("dim", "arg", "layer") \
+                        and n.name not in defined:
                     raise LintError(f"{where}: reads `{n.name}` before it is defined")
             defined.add(a.target)
     for o in program.outputs:

@@ -72,6 +72,13 @@ class Symbol:
     init: Expr | None = None  # initial value (state, param, train)
     constraint: Constraint | None = None
     net: NetSpec | None = None  # role `net` only
+    period: int | None = None  # `periodic T` trainables (per_layer is True): layer k uses k % T
+
+    def copies(self, num_layers: int) -> int:
+        """How many values a trainable holds in a network of `num_layers` layers."""
+        if not self.per_layer:
+            return 1
+        return num_layers if self.period is None else min(self.period, num_layers)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,13 @@ from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
-from unfoldc.semantics.roles import ALLOWED, describe_context, phase_of
+from unfoldc.semantics.roles import ALLOWED, LAYER_CONTEXTS, describe_context, phase_of
 from unfoldc.semantics.usage import unused_values
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
+from unfoldc.syntax.grammar import keywords
 
-KEYWORDS = {
-    "algorithm", "given", "input", "state", "let", "param", "train", "output", "layers",
-    "shared", "per_layer", "positive", "nonneg", "in", "scalar", "vector", "matrix",
-    "require", "assume", "func", "net", "minimize", "residual", "zero_last",
-}
+LAYER = "layer"  # the layer index: a built-in name, 0 in the first layer
 # Built-ins that are not in the operator table: they take functions, not values.
 SPECIAL_CALLS = ("grad", "prox")
 
@@ -49,6 +46,7 @@ class Checker:
         self.funcs: dict = {}  # name -> semantics.funcs.Func
         self.func_scope: dict[str, Sym] = {}  # parameters of the function being checked
         self.notes: list[str] = []  # facts about the compilation worth a comment in the output
+        self.layer_copies = spec.num_layers  # layers that read `v[layer]` in the current context
 
     # ---- entry ----------------------------------------------------------------------------------
     def run(self) -> tuple[Program | None, set[str]]:
@@ -115,8 +113,17 @@ class Checker:
             return
         declared = self._type(decl.type) if decl.type is not None else None
         init = None
+        if decl.period is not None and decl.period < 1:
+            self.error("E0406", f"the period of `{decl.name}` must be at least 1, found "
+                       f"{decl.period}", decl.period_span, "no copy to use",
+                       help="`periodic T` keeps T copies and layer k uses copy k mod T; write "
+                       "`periodic 1` or `shared` for one value")
         if decl.value is not None:
-            init = self.expr(decl.value, decl.role)
+            ctx = "train_layer" if decl.role == "train" and decl.per_layer else decl.role
+            self.layer_copies = self.spec.num_layers if decl.period is None else \
+                min(max(decl.period, 1), self.spec.num_layers)
+            init = self.expr(decl.value, ctx)
+            self.layer_copies = self.spec.num_layers
             if decl.role == "let" and init is not None:
                 declared = init.type
             elif init is not None and declared is not None:
@@ -131,7 +138,7 @@ class Checker:
         constraint = self._constraint(decl) if decl.constraint else None
         line = decl.span.line
         self.symbols[decl.name] = Symbol(decl.name, decl.role, declared, line, decl.name_span,
-                                         decl.per_layer, init, constraint)
+                                         decl.per_layer, init, constraint, period=decl.period)
 
     def _redeclared(self, decl: nodes.Decl) -> None:
         first = self.decls.get(decl.name)
@@ -297,7 +304,7 @@ class Checker:
             dims = self.dims.resolve(s.type).dims
             if not all(isinstance(d, int) for d in dims):
                 continue
-            count = math.prod(dims) * (self.spec.num_layers if s.per_layer else 1)
+            count = math.prod(dims) * s.copies(self.spec.num_layers)
             if count > MAX_ELEMENTS:
                 per = " per sample" if s.role == "state" else ""
                 self.error("E0404", f"`{s.name}` would hold {count} numbers{per} "
@@ -356,6 +363,8 @@ class Checker:
                 return self._apply("neg", [self.expr(e.arg, ctx)], e, [e.arg])
             case nodes.Transpose():
                 return self._apply("transpose", [self.expr(e.arg, ctx)], e, [e.arg])
+            case nodes.Index():
+                return self._index(e, ctx)
             case nodes.BinOp():
                 args = [self.expr(e.lhs, ctx), self.expr(e.rhs, ctx)]
                 return self._apply(ops.BINARY[e.op], args, e, [e.lhs, e.rhs])
@@ -400,6 +409,8 @@ class Checker:
             return None
         if e.id == "I":
             return self._apply("eye", [], e, [])
+        if e.id == LAYER:
+            return self._layer_index(e, ctx)
         if ctx == "body" and e.id in self.body_temps:
             return self.body_temps[e.id]
         sym = self.symbols.get(e.id)
@@ -413,6 +424,52 @@ class Checker:
                        f"a {sym.role}", help=_dependency_help(sym, ctx))
             return None
         return Sym(sym.name, sym.type, sym.role, sym.per_layer)
+
+    def _layer_index(self, e: nodes.Name, ctx: str) -> Expr | None:
+        """`layer`: the 0-based index of the current layer (a number, like a dimension)."""
+        if ctx not in LAYER_CONTEXTS:
+            self.error("E0207", f"{describe_context(ctx)} cannot use `layer`, the layer index",
+                       e.span, "the layer index", help=_layer_help(ctx))
+            return None
+        return Sym(LAYER, SCALAR, "layer", per_layer=True)
+
+    def _index(self, e: nodes.Index, ctx: str) -> Expr | None:
+        """`v[layer]`: entry k of a vector known at construction, in layer k (E0306, E0207,
+        E0406 for another index, a varying vector, a vector of fixed size that is too short)."""
+        if not (isinstance(e.index, nodes.Name) and e.index.id == LAYER):
+            self.error("E0306", "a vector can only be indexed by the layer index `layer`",
+                       e.index.span, "not `layer`", help="`v[layer]` is entry k of `v` in "
+                       "layer k; otherwise specs work on whole vectors and matrices: use "
+                       "operators such as `dot`, `sum` or `@`")
+            return None
+        v, k = self.expr(e.arg, ctx), self.expr(e.index, ctx)
+        if v is None or k is None:
+            return None
+        if v.type.kind != "vector":
+            self.error("E0306", f"only vectors can be indexed by `layer`, this is a "
+                       f"{self.dims.resolve(v.type)}", e.arg.span,
+                       f"a {self.dims.resolve(v.type)}", help="index a vector of per-layer "
+                       "values, e.g. `given steps : vector[K]` and `steps[layer]`")
+            return None
+        varying = sorted({s.name for s in walk(v) if isinstance(s, Sym) and not (
+            s.role in ("given", "param", "dim") or (s.role == "let" and self._setup_let(s.name)))})
+        if varying:
+            self.error("E0207", f"`layer` can only index a vector known at construction; this "
+                       f"one reads `{varying[0]}`", e.arg.span, "not known at construction",
+                       help="index a given, a param or a `let` of those (a schedule)")
+            return None
+        size = self.dims.find(v.type.dims[0])
+        if isinstance(size, int) and size < self.layer_copies:
+            self.error("E0406", f"`{self._text(e.arg.span)}` has {size} entries but "
+                       f"`{self._text(e.span)}` is read by {self.layer_copies} layers",
+                       e.span, f"layers {size}..{self.layer_copies - 1} have no entry",
+                       help=f"give at least {self.layer_copies} entries, or build fewer layers")
+            return None
+        return Op("index", (v, k), SCALAR)
+
+    def _setup_let(self, name: str) -> bool:
+        sym = self.symbols.get(name)
+        return sym is not None and sym.init is not None and phase_of(sym.init) == "setup"
 
     def _allowed(self, sym: Symbol, ctx: str) -> bool:
         role = "train_per_layer" if sym.per_layer else sym.role
@@ -604,7 +661,7 @@ def _resolve_symbol(s: Symbol, resolve, dims: DimTable) -> Symbol:
     if c is not None:
         c = Constraint(c.kind, tuple(resolve(b) for b in c.bounds))
     return Symbol(s.name, s.role, dims.resolve(s.type), s.line, s.span, s.per_layer, init, c,
-                  s.net)
+                  s.net, s.period)
 
 
 def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
@@ -620,15 +677,25 @@ def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
 
 
 def _reserved(name: str) -> str:
-    if name in KEYWORDS:
+    if name in keywords():
         return "a keyword of the language"
     if name in ops.FUNCTIONS or name == "I" or name in SPECIAL_CALLS:
         return "a built-in operator"
+    if name == LAYER:
+        return "the layer index"
     return ""
 
 
-def _dependency_help(sym: Symbol, ctx: str) -> str:
+def _layer_help(ctx: str) -> str:
     if ctx == "train":
+        return "only `per_layer` and `periodic T` trainables have one initial value per layer; " \
+            "declare it `per_layer` to start layer k from a value of k"
+    return "`layer` has a value in the layer body, in the initial value of a per-layer " \
+        "trainable and in `require` / `assume` conditions"
+
+
+def _dependency_help(sym: Symbol, ctx: str) -> str:
+    if ctx in ("train", "train_layer"):
         return "initial values of trainables may use givens, fixed params, lets and numbers"
     if ctx in ("let", "state") and sym.per_layer:
         return "per-layer values exist only inside the layer body: compute this there"
@@ -663,5 +730,6 @@ def _assert_closed(program: Program) -> None:
     names = {s.name for s in program.symbols} | {a.target for a in program.body}
     for a in program.setup + program.prologue + program.body:
         for n in walk(a.value):
-            if isinstance(n, Sym) and n.role not in ("dim", "arg") and n.name not in names:
+            if isinstance(n, Sym) and n.role not in ("dim", "arg", "layer") \
+                    and n.name not in names:
                 raise AssertionError(f"IR refers to unknown symbol {n.name}")

@@ -14,6 +14,7 @@ _STATIC = {"given", "param", "let", "dim"}
 ALLOWED: dict[str, set[str]] = {
     "param": _STATIC - {"let"} | {"let"},
     "train": set(_STATIC),
+    "train_layer": set(_STATIC),  # a per-layer (or periodic) trainable's initial value
     "bound": set(_STATIC),
     "let": _STATIC | {"input", "train"},
     "state": _STATIC | {"input", "train", "state"},
@@ -25,10 +26,15 @@ ALLOWED: dict[str, set[str]] = {
 
 _CONTEXT_NAMES = {
     "param": "a fixed parameter's value", "train": "a trainable's initial value",
+    "train_layer": "a per-layer trainable's initial value",
     "bound": "a constraint bound", "let": "a `let` value", "state": "a state's initial value",
     "body": "the layer body", "condition": "a `require` or `assume` condition",
     "func": "a function body", "objective": "the objective (`minimize`)",
 }
+
+
+# Where the layer index `layer` has a value: in each layer, and per copy of a trainable.
+LAYER_CONTEXTS = ("body", "train_layer", "condition")
 
 
 def describe_context(ctx: str) -> str:

@@ -19,13 +19,8 @@ from lark import Token
 
 from unfoldc.diagnostics import Diagnostic
 from unfoldc.source import Span
+from unfoldc.syntax.grammar import declaration_keywords
 
-# Words that begin a declaration or the layer block: the language's keywords that lark lexes as
-# keywords wherever they may appear (see grammar/unf.lark).
-DECL_KEYWORDS = (
-    "algorithm", "given", "input", "state", "let", "param", "train", "output", "layers",
-    "func", "net", "minimize", "require", "assume",
-)
 _TYPES = ("SCALAR", "VECTOR", "MATRIX")
 _UPDATE = "`<-`"
 
@@ -126,7 +121,9 @@ def missing_dim_comma(c: Context) -> Diagnostic | None:
 
 def round_brackets_in_type(c: Context) -> Diagnostic | None:
     """`vector(n)`: sizes of a type go in square brackets."""
-    if c.token.value == "(" and "LSQB" in c.expected:
+    # (after an expression `[` is expected too: `steps[layer]`)
+    if c.token.value == "(" and "LSQB" in c.expected and c.previous_word() in ("vector",
+                                                                              "matrix"):
         kind = c.previous_word()
         return _error("E0102", "sizes of a type go in square brackets", c.span, "expected `[`",
                       f"write `{kind}[n]`" if kind == "vector" else f"write `{kind}[m, n]`")
@@ -135,11 +132,11 @@ def round_brackets_in_type(c: Context) -> Diagnostic | None:
 
 def missing_sharing(c: Context) -> Diagnostic | None:
     """`train mu : scalar = 1`: trainables say whether layers share them."""
-    if c.expected and c.expected <= {"SHARED", "PER_LAYER"}:
+    if c.expected and c.expected <= {"SHARED", "PER_LAYER", "PERIODIC"}:
         return _error("E0102", "a trainable must say how layers share it", c.span,
-                      "expected `shared` or `per_layer`",
-                      "write `shared` (one value for all layers) or `per_layer` (one per layer) "
-                      "after the type")
+                      "expected `shared`, `per_layer` or `periodic T`",
+                      "write `shared` (one value for all layers), `per_layer` (one per layer) "
+                      "or `periodic T` (T values, layer k uses value k mod T) after the type")
     return None
 
 
@@ -164,7 +161,7 @@ def missing_value(c: Context) -> Diagnostic | None:
 def keyword_as_name(c: Context) -> Diagnostic | None:
     """`output = ...` in the body: a keyword where a name was meant."""
     word = c.previous_word()
-    if word not in DECL_KEYWORDS or c.token.type not in ("EQUAL", c.arrow, "COLON"):
+    if word not in declaration_keywords() or c.token.type not in ("EQUAL", c.arrow, "COLON"):
         return None
     if "NAME" not in c.expected:
         return None
@@ -175,7 +172,7 @@ def keyword_as_name(c: Context) -> Diagnostic | None:
 def empty_body(c: Context) -> Diagnostic | None:
     """`layers 4:` directly followed by a declaration (or the end of the file)."""
     body_start = re.search(r"\blayers\s+\d+\s*:\s*(\w*)$", c.left)
-    if body_start and (body_start.group(1) in DECL_KEYWORDS or c.token.type == "$END"):
+    if body_start and (body_start.group(1) in declaration_keywords() or c.token.type == "$END"):
         return _error("E0403", "the layer body is empty", c.span, "expected a statement",
                       "write at least one statement after `layers K:`, e.g. `s <- s - mu * g`")
     return None
@@ -189,7 +186,7 @@ def statement_outside_body(c: Context) -> Diagnostic | None:
         return _error("E0403", "the spec has no layer body", c.span, "expected `layers K:`",
                       "add the iteration as `layers K:` followed by its statements")
     if c.token.type in (c.arrow, "EQUAL") or (c.token.type == "NAME" and c.token.value not in
-                                               DECL_KEYWORDS):
+                                               declaration_keywords()):
         return _error("E0102", f"unexpected `{c.token.value}` outside the layer body", c.span,
                       "expected a declaration or `layers`",
                       "statements go inside a `layers K:` block; declarations start with "
@@ -225,7 +222,7 @@ def indexing(c: Context) -> Diagnostic | None:
 def juxtaposition(c: Context) -> Diagnostic | None:
     """`2 mu` or `mu x`: a product written without `*`."""
     if c.token.type in ("NAME", "NUMBER", "LPAR") and "STAR" in c.expected and \
-            re.search(r"[\w)]$", c.left) and c.previous_word() not in DECL_KEYWORDS:
+            re.search(r"[\w)]$", c.left) and c.previous_word() not in declaration_keywords():
         return _error("E0102", f"unexpected `{c.token.value}` after an expression", c.span,
                       "expected an operator", "write products explicitly, e.g. `mu * x`; "
                       "separate arguments with `,`; start each statement on a name")

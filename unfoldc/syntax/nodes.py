@@ -56,7 +56,16 @@ class Transpose:
     span: Span
 
 
-Expr = Number | Name | Call | BinOp | Neg | Transpose
+@dataclass(frozen=True)
+class Index:
+    """`v[i]`: an entry of a vector (the checker admits the layer index `layer` only)."""
+
+    arg: Expr
+    index: Expr
+    span: Span
+
+
+Expr = Number | Name | Call | BinOp | Neg | Transpose | Index
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ class Decl:
     name_span: Span
     per_layer: bool = False
     constraint: Constraint | None = None
+    period: int | None = None  # `periodic T`: T copies (per_layer is then True as well)
+    period_span: Span | None = None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
-from importlib import resources
-from pathlib import Path
 
 from lark import (
-    Lark,
     Token,
     Tree,
     UnexpectedCharacters,
@@ -23,6 +19,7 @@ from lark.lexer import PatternStr
 from unfoldc.diagnostics import Diagnostic, UserError
 from unfoldc.source import Source, Span
 from unfoldc.syntax import hints, nodes
+from unfoldc.syntax.grammar import grammar_text, lark_parser
 from unfoldc.syntax.to_ast import ToAst
 
 # How expected terminals are named in messages; keywords and punctuation print as themselves.
@@ -36,25 +33,12 @@ _MAX_DEPTH = 200  # deeper nesting is reported, not crashed on (the AST builder 
 _MAX_TREE_DEPTH = 200
 
 
-def grammar_text() -> str:
-    """The grammar: shipped as unfoldc/grammar/unf.lark in the wheel, grammar/ in a checkout."""
-    try:
-        return resources.files("unfoldc.grammar").joinpath("unf.lark").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).parents[2] / "grammar" / "unf.lark").read_text("utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
-
-
 def parse(source: Source) -> nodes.Spec:
     """Parse `source` into an AST, or raise UserError with a located diagnostic."""
     if not re.sub(r"#[^\n]*", "", source.text).strip():  # nothing but blanks and comments
         raise UserError([Diagnostic("E0101", "the spec is empty", help=_EMPTY_HELP)], source)
     try:
-        tree = _parser().parse(source.text)
+        tree = lark_parser().parse(source.text)
     except UnexpectedInput as exc:
         raise UserError([_syntax_diagnostic(exc, source)], source) from None
     _check_depth(source)
@@ -133,7 +117,7 @@ def _pretty(name: str) -> str:
     if name in _PRETTY:
         return _PRETTY[name]
     try:
-        pattern = _parser().get_terminal(name).pattern
+        pattern = lark_parser().get_terminal(name).pattern
     except KeyError:
         return f"`{name.lower()}`"
     return f"`{pattern.value}`" if isinstance(pattern, PatternStr) else f"`{name.lower()}`"
@@ -149,7 +133,7 @@ def _expected(names) -> str:
 
 def _arrow_terminal() -> str:
     """The name lark gave the anonymous `<-` terminal (it depends on the grammar's order)."""
-    return next((t.name for t in _parser().terminals
+    return next((t.name for t in lark_parser().terminals
                  if isinstance(t.pattern, PatternStr) and t.pattern.value == "<-"), "")
 
 

@@ -78,6 +78,9 @@ class ToAst(Transformer):
     def transpose(self, meta, arg):
         return nodes.Transpose(arg, _span(meta))
 
+    def index(self, meta, arg, index):
+        return nodes.Index(arg, index, _span(meta))
+
     # ---- integers -------------------------------------------------------------------------------
     def _int(self, tok: Token, what: str, limit: int = MAX_INT) -> int:
         """`tok` as an int, or E0404 when it exceeds `limit` (checked on the digits first)."""
@@ -126,13 +129,20 @@ class ToAst(Transformer):
         return self._decl("param", meta, name, type_, value)
 
     def train(self, meta, name, type_, sharing, value, constraint):
+        kind, period, period_span, _ = sharing
         return self._decl(
             "train", meta, name, type_, value,
-            per_layer=sharing == "per_layer", constraint=constraint,
+            per_layer=kind != "shared", constraint=constraint, period=period,
+            period_span=period_span,
         )
 
-    def sharing(self, meta, tok):
-        return str(tok)
+    def sharing(self, meta, tok, period=None):
+        """(`shared` | `per_layer` | `periodic`, the period T or None, its span, the span of
+        the whole sharing mode)."""
+        if period is None:
+            return (str(tok), None, None, _tspan(tok))
+        return (str(tok), self._int(period, "the period", MAX_LAYERS), _tspan(period),
+                _span(meta))
 
     def positive(self, meta):
         return nodes.Constraint("positive", (), _span(meta))
@@ -156,8 +166,13 @@ class ToAst(Transformer):
         return (str(name), type_, _tspan(name))
 
     def net(self, meta, name, arch, inputs, outputs, options, sharing, *flags):
+        if sharing[1] is not None:
+            raise UserError([Diagnostic(
+                "E0309", "a learned network cannot be `periodic`", sharing[3],
+                "periodic sharing", help="write `shared` or `per_layer`; `periodic T` is for "
+                "`train` parameters")], self.source)
         return nodes.NetDecl(str(name), str(arch), inputs, outputs, options,
-                             sharing == "per_layer", tuple(flags), _span(meta), _tspan(name),
+                             sharing[0] == "per_layer", tuple(flags), _span(meta), _tspan(name),
                              _tspan(arch))
 
     def net_dims(self, meta, *dims):
@@ -229,6 +244,7 @@ _TOO_LARGE_HELP = {
     "the size": f"sizes above {MAX_INT} do not fit in memory; check the number",
     "the layer count": f"unfoldc builds at most {MAX_LAYERS} layers: every layer keeps its "
                        "parameters and, for training, its activations",
+    "the period": f"a period is at most the largest layer count, {MAX_LAYERS}",
 }
 
 

@@ -40,6 +40,13 @@ def _baseline_depth(text: str) -> int:
     return 0 if int(text) == 0 else _depth(text)
 
 
+def _open_unit(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -131,6 +138,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="unsupervised: objective on every layer's output")
     train.add_argument("--grad-checkpoint", action="store_true",
                        help="recompute each layer in backward to save memory")
+    train.add_argument("--safeguard", action="store_true",
+                       help="keep a layer's update per sample only where it shrinks the "
+                            "classical layer's fixed-point residual, else take the classical "
+                            "update (Heaton et al. 2023); training, validation and test")
+    train.add_argument("--safeguard-delta", type=_open_unit, default=0.1, metavar="DELTA",
+                       help="the safeguard's required residual decrease, in (0, 1)")
     train.add_argument("--classical-layers", type=_baseline_depth, default=1000,
                        help="iterations of the converged classical baseline (0: skip)")
     output = parser.add_argument_group("output")
@@ -143,6 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the outputs of an earlier run in DIR")
     output.add_argument("--no-plots", action="store_true")
     output.add_argument("--no-progress", action="store_true")
+    output.add_argument("--progress-every", type=_positive_int, default=50, metavar="N",
+                        help="when stderr is not a terminal, print a progress line every N "
+                             "steps (on a terminal one line is redrawn)")
+    output.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                        help="log to DIR/tensorboard (default: when tensorboard is installed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -252,7 +270,9 @@ def _fit(model, task: Task, args, baseline=None):
         refine=args.refine, decay=args.decay, shared=args.shared, lr_schedule=args.lr_schedule,
         layer_weights=args.layer_weights, every_layer=args.every_layer,
         grad_checkpoint=args.grad_checkpoint, classical_layers=args.classical_layers,
+        safeguard=args.safeguard, safeguard_delta=args.safeguard_delta,
         plots=not args.no_plots, progress=False if args.no_progress else None,
+        progress_every=args.progress_every, tensorboard=args.tensorboard,
     )
     record = {"command": ["unfoldc", "train", *sys.argv[2:]] if sys.argv[1:2] == ["train"]
               else sys.argv, "spec_path": str(args.spec), "data": args.data,

@@ -13,7 +13,8 @@ from unfoldc.train.schemes import SCHEMES
 
 # Options that only change how a run is shown or summarised, not its trajectory: a resumed run
 # may change them.
-COSMETIC = ("progress", "plots", "classical_layers", "checkpoint_every")
+COSMETIC = ("progress", "progress_every", "tensorboard", "plots", "classical_layers",
+            "checkpoint_every")
 
 # Options a resumed run may change on purpose: recorded in checkpoints, not compared. The rate
 # is one, so that a run that diverged can continue from its last checkpoint more slowly.
@@ -55,11 +56,19 @@ class TrainConfig:
         decay: layer-wise per-later-layer lr decay (0.3 in the reference code).
         shared: layer-wise policy for shared parameters, `first` or `refine` (see schemes.py).
         grad_checkpoint: recompute each layer in backward (`forward(..., checkpoint=True)`).
+        safeguard: train, validate and test with the safeguard on (`forward(...,
+            safeguard=True)`: a layer's update is kept per sample only where it shrinks the
+            classical layer's fixed-point residual, Heaton et al. 2023).
+        safeguard_delta: the safeguard's delta in (0, 1) (`forward(..., safeguard_delta=)`).
         divergence_factor: a loss that rises above the stage's first loss by more than this
             multiple of the first loss's magnitude is divergence.
         classical_layers: layers for the "run to convergence" classical baseline (0: skip).
         mapping: explicit `{spec_name: task_name}` pairs for binding.
-        progress: draw a progress line on stderr (None: when stderr is a terminal).
+        progress: show progress on stderr (None or True: a line redrawn in place on a terminal,
+            elsewhere a line every `progress_every` steps; False: nothing).
+        progress_every: steps between progress lines when stderr is not a terminal.
+        tensorboard: also log to `out/tensorboard/` (None: when the `tensorboard` package is
+            installed); steps.csv and layers.csv are written either way (logs.py).
         plots: write PNG plots to the output directory.
     """
 
@@ -79,22 +88,28 @@ class TrainConfig:
     decay: float = 0.3
     shared: str = "first"
     grad_checkpoint: bool = False
+    safeguard: bool = False
+    safeguard_delta: float = 0.1
     divergence_factor: float = 1e4
     classical_layers: int = 1000
     mapping: dict[str, str] | None = None
     progress: bool | None = None
+    progress_every: int = 50
+    tensorboard: bool | None = None
     plots: bool = True
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
             raise ConfigError(f"unknown scheme `{self.scheme}`; use one of {', '.join(SCHEMES)}")
-        for name in ("steps", "batch", "eval_every", "checkpoint_every"):
+        for name in ("steps", "batch", "eval_every", "checkpoint_every", "progress_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
         rates.check(self.lr)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"unknown lr schedule `{self.lr_schedule}`; use one of "
                               f"{', '.join(LR_SCHEDULES)}")
+        if not 0 < self.safeguard_delta < 1:
+            raise ConfigError(f"`safeguard_delta` must lie in (0, 1), got {self.safeguard_delta}")
         if not 0 < self.decay <= 1:
             raise ConfigError(f"`decay` must lie in (0, 1], got {self.decay}")
         if any(not (f > 0 and math.isfinite(f)) for f in self.refine):
@@ -109,6 +124,10 @@ class TrainConfig:
         if not isinstance(self.layer_weights, str):
             data["layer_weights"] = [float(w) for w in self.layer_weights]
         return data
+
+    def safeguarded(self) -> float | None:
+        """The safeguard's delta when the run is safeguarded, else None."""
+        return self.safeguard_delta if self.safeguard else None
 
     def fingerprint(self) -> dict:
         """The options a resumed run must share with the interrupted one."""

@@ -35,11 +35,15 @@ def outputs_by_name(model: nn.Module, out) -> dict[str, torch.Tensor]:
 
 
 def run_network(model: nn.Module, inputs: Arrays, num_layers: int, all_layers: bool,
-                checkpoint: bool = False) -> list[dict[str, torch.Tensor]]:
-    """Outputs after every layer (`all_layers`) or after the last one, each by output name."""
+                checkpoint: bool = False,
+                safeguard: float | None = None) -> list[dict[str, torch.Tensor]]:
+    """Outputs after every layer (`all_layers`) or after the last one, each by output name;
+    `safeguard`: None, or the delta of a safeguarded run (`forward(..., safeguard=True)`)."""
     kwargs = dict(inputs, num_layers=num_layers, all_layers=all_layers)
     if checkpoint:
         kwargs["checkpoint"] = True
+    if safeguard is not None:
+        kwargs.update(safeguard=True, safeguard_delta=safeguard)
     out = model(**kwargs)
     return [outputs_by_name(model, o) for o in (out if all_layers else [out])]
 
@@ -67,9 +71,10 @@ class Criterion:
         return {name: self.loss.denominator(targets[name]).sum() for name in self.targets}
 
     def __call__(self, model: nn.Module, inputs: Arrays, targets: Arrays,
-                 norms: dict[str, torch.Tensor], stage: Stage, checkpoint: bool = False):
+                 norms: dict[str, torch.Tensor], stage: Stage, checkpoint: bool = False,
+                 safeguard: float | None = None):
         outs = run_network(model, inputs, stage.num_layers, stage.supervision == "all",
-                           checkpoint)
+                           checkpoint, safeguard)
         terms = [self._term(model, out, inputs, targets, norms) for out in outs]
         if stage.supervision == "final":
             return terms[0]

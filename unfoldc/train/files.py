@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from unfoldc.train.errors import ConfigError, DataError, TrainError
+from unfoldc.train.logs import LOGS
 from unfoldc.train.validate import as_tensor
 
 WEIGHTS = "weights.safetensors"
 CHECKPOINT = "checkpoint.pt"
 CONFIG, METRICS = "config.json", "metrics.json"
 PLOTS = ("nmse_per_layer.png", "training_curve.png", "parameters.png")
-OUTPUTS = (WEIGHTS, CHECKPOINT, CONFIG, METRICS, *PLOTS)
+# The results of a run, which a new run refuses to replace; its logs (steps.csv, ...) alone do
+# not block one (a run that diverged before its first checkpoint leaves only logs) and are
+# rewritten by it, but `overwrite` removes them with the rest.
+RESULTS = (WEIGHTS, CHECKPOINT, CONFIG, METRICS, *PLOTS)
+OUTPUTS = (*RESULTS, *LOGS)
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -125,7 +131,7 @@ def check_out_dir(out: str | Path, resume: bool = False, overwrite: bool = False
     if blocking is not None:
         where = "is" if blocking == path else f"lies below `{blocking}`, which is"
         raise ConfigError(f"output directory `{out}` {where} a file; choose a directory")
-    held = [name for name in OUTPUTS if (path / name).exists()]
+    held = [name for name in RESULTS if (path / name).exists()]
     if not held or overwrite or (resume and CHECKPOINT in held):
         return path
     listing = ", ".join(held)
@@ -140,4 +146,7 @@ def check_out_dir(out: str | Path, resume: bool = False, overwrite: bool = False
 def clear_outputs(out: Path) -> None:
     """Remove an earlier run's outputs (for `overwrite`), so that none outlives the new run."""
     for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
+        if (out / name).is_dir():  # the TensorBoard folder
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)

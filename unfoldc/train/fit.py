@@ -29,6 +29,7 @@ from unfoldc.train.files import (
     clear_outputs,
     one_line,
 )
+from unfoldc.train.logs import use_tensorboard, write_layer_logs
 from unfoldc.train.loop import Trainer
 from unfoldc.train.losses import resolve_loss
 from unfoldc.train.metrics import evaluate
@@ -81,6 +82,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     criterion = _criterion(model, binding, config)
     _check_data(task, binding, config)
     _check_grad_checkpoint(model, config)
+    _check_safeguard(model, config)
     stages = build_stages(model, config.scheme, config.steps, config.patience,
                           every_layer=config.every_layer, refine=config.refine,
                           decay=config.decay, shared=config.shared)
@@ -94,7 +96,8 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     _prepare_out(out, ranks, resume, overwrite, trainer, fingerprint)
     start = time.perf_counter()
     state = trainer.run()
-    metrics = measure(model, untrained, task, binding, config.classical_layers)
+    metrics = measure(model, untrained, task, binding, config.classical_layers,
+                      config.safeguarded())
     metrics.update(scheme=config.scheme, steps=state.total, wall_s=time.perf_counter() - start,
                    notes=plateau_notes(tied_before, model, config.scheme))
     if out is not None and ranks.is_main:
@@ -131,6 +134,13 @@ def _check_grad_checkpoint(model, config: TrainConfig) -> None:
                           f"emits it, or train without --grad-checkpoint")
 
 
+def _check_safeguard(model, config: TrainConfig) -> None:
+    if config.safeguard and "safeguard" not in inspect.signature(model.forward).parameters:
+        raise ConfigError(f"the safeguard needs `{type(model).__name__}.forward` to accept "
+                          f"`safeguard=True`; recompile the spec with this compiler, or train "
+                          f"without --safeguard")
+
+
 def _fingerprint(model: nn.Module, task: Task, config: TrainConfig) -> dict:
     return {"spec_sha256": model.SPEC_SHA256, "num_layers": model.num_layers,
             "task": json.dumps(task.description, sort_keys=True), **config.fingerprint()}
@@ -162,10 +172,11 @@ def _restore(trainer: Trainer, path: Path, fingerprint: dict) -> None:
 
 
 def measure(model: nn.Module, untrained: nn.Module, task: Task, binding: Binding,
-            classical_layers: int) -> dict:
-    """Test metrics per layer for the trained and untrained network, and a long classical run."""
+            classical_layers: int, safeguard: float | None = None) -> dict:
+    """Test metrics per layer for the trained (safeguarded if `safeguard`, its delta) and
+    untrained network, and a long classical run."""
     model.eval()
-    trained = evaluate(model, task.test, binding)
+    trained = evaluate(model, task.test, binding, safeguard=safeguard)
     classical = evaluate(untrained, task.test, binding)
     model.train()
     return {
@@ -202,6 +213,7 @@ def _write_outputs(out: Path, model, task: Task, config: TrainConfig, metrics: d
     run = {"spec": spec, "task": task.description, "train": config.to_json(), **(record or {})}
     _write_json(out / CONFIG, run)
     _write_json(out / METRICS, {**metrics, "history": history})
+    write_layer_logs(out, metrics, use_tensorboard(config.tensorboard))
     if config.plots:
         nmse, training, parameters = (out / name for name in PLOTS)
         plots.plot_nmse(metrics, nmse)

@@ -24,6 +24,7 @@ from unfoldc.train.criterion import Criterion, to_model
 from unfoldc.train.distributed import Ranks
 from unfoldc.train.errors import DataError, TrainingDiverged
 from unfoldc.train.files import CHECKPOINT, WEIGHTS
+from unfoldc.train.logs import StepLog, use_tensorboard
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.progress import Progress
 from unfoldc.train.rates import describe, resolve, scales, split
@@ -90,8 +91,9 @@ class Trainer:
         self.rates, self.sizes = resolve(config.lr), scales(model)
         self._pending_optimizer: dict | None = None
         self._good = self._snapshot(None)
-        show = config.progress if config.progress is not None else _stderr_is_tty()
-        self.progress = Progress(show and ranks.is_main)
+        every = None if _stderr_is_tty() else config.progress_every
+        self.progress = Progress(config.progress is not False and ranks.is_main, every=every)
+        self.log = StepLog(out if ranks.is_main else None, use_tensorboard(config.tensorboard))
 
     def restore(self, checkpoint: dict) -> None:
         """Continue from a checkpoint's state instead of the start."""
@@ -110,6 +112,7 @@ class Trainer:
                 self._run_stage(self.stages[self.state.stage])
         finally:
             self.progress.close()
+            self.log.close()
             for name, p in self.params.items():
                 p.requires_grad_(flags[name])
         return self.state
@@ -157,7 +160,7 @@ class Trainer:
         local = self.ranks.shard(batch)
         loss = self.criterion(self.model, self.binding.model_inputs(local),
                               self.binding.model_targets(local), norms, stage,
-                              self.config.grad_checkpoint)
+                              self.config.grad_checkpoint, self.config.safeguarded())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trained = [p for group in optimizer.param_groups for p in group["params"]]
@@ -217,7 +220,15 @@ class Trainer:
         if self.state.step % self.config.checkpoint_every == 0:
             self._checkpoint(optimizer)
         self.progress.update(stage.name, self.state.stage, len(self.stages), self.state.step,
-                             stage.max_steps, loss, record.get("val_nmse_db"))
+                             stage.max_steps, loss, record.get("val_nmse_db"), self.state.total)
+        group = optimizer.param_groups[0]
+        self.log.write({"step": self.state.total, "stage": self.state.stage + 1,
+                        "stage_name": stage.name, "stage_step": self.state.step,
+                        "num_layers": stage.num_layers, "loss": loss,
+                        # the first group's kind's rate (schedule applied; rates.py)
+                        "lr": group["lr"] / (group["multiplier"] * group["size"]),
+                        "val_nmse_db": record.get("val_nmse_db"),
+                        "val_objective": record.get("val_objective")})
         if self.callback is not None:
             self.callback(StepInfo(stage, self.state.stage, self.state.step, loss, self.model,
                                    optimizer))
@@ -225,7 +236,8 @@ class Trainer:
     def _validate(self, stage: Stage) -> dict:
         """Validation value at layer g; NMSE in dB, or the objective when unsupervised."""
         self.model.eval()
-        result = evaluate(self.model, self.task.val, self.binding, stage.num_layers)
+        result = evaluate(self.model, self.task.val, self.binding, stage.num_layers,
+                          safeguard=self.config.safeguarded())
         self.model.train()
         record = {}
         if result["nmse_db"] is not None:

@@ -20,7 +20,7 @@ def to_db(ratio: float) -> float:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, arrays: Arrays, binding: Binding, num_layers: int | None = None,
-             chunk: int = 250) -> dict[str, list[float] | None]:
+             chunk: int = 250, safeguard: float | None = None) -> dict[str, list[float] | None]:
     """NMSE (dB) and mean objective after each layer, over a whole fixed set.
 
     NMSE is `10 log10(sum ||x_hat - x||^2 / sum ||x||^2)` over the set, for the binding's primary
@@ -33,6 +33,7 @@ def evaluate(model: nn.Module, arrays: Arrays, binding: Binding, num_layers: int
         binding: maps task names to the network's.
         num_layers: evaluate the first g layers (default: all).
         chunk: samples per forward pass (bounds memory).
+        safeguard: None, or the delta of a safeguarded run (`forward(..., safeguard=True)`).
 
     Returns:
         `{"nmse_db": [...] or None, "objective": [...] or None}`, one entry per layer.
@@ -43,7 +44,7 @@ def evaluate(model: nn.Module, arrays: Arrays, binding: Binding, num_layers: int
     for start in range(0, rows, chunk):
         part = to_model({k: v[start:start + chunk] for k, v in arrays.items()}, model)
         inputs = binding.model_inputs(part)
-        outs = run_network(model, inputs, g, all_layers=True)
+        outs = run_network(model, inputs, g, all_layers=True, safeguard=safeguard)
         sums.add(model, outs, inputs, binding.model_targets(part), binding.primary)
     return sums.result(rows)
 

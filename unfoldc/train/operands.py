@@ -66,3 +66,23 @@ def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str 
     layers = num_layers if num_layers is not None else weights_layers(metadata, weights)
     model = build(model_cls, givens, layers, origins)
     return apply_weights(model, metadata, tensors, Path(weights), keep_givens=True)
+
+
+def build_from_files(model_cls, paths: dict[str, str | Path], weights: str | Path | None = None,
+                     num_layers: int | None = None):
+    """The network of `unfoldc check` and `unfoldc export`: givens from `.npy` files, weights.
+
+    Args:
+        model_cls: the compiled network class.
+        paths: {given name: .npy path} (`--given`); with `weights`, the others come from it.
+        weights: a weights.safetensors of the spec (None: the initial values).
+        num_layers: the depth (None: the weights file's, else the spec's).
+
+    Raises:
+        TrainError: an unreadable or unfitting array or weights file (messages name the file).
+    """
+    givens = {name: read_given(name, path) for name, path in paths.items()}
+    origins = {name: f"`{path}`" for name, path in paths.items()}
+    if weights:
+        return build_with_weights(model_cls, givens, weights, num_layers, origins)
+    return build(model_cls, givens, num_layers, origins)

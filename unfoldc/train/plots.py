@@ -49,12 +49,16 @@ def plot_training(history: list[dict], path: Path) -> None:
 
 
 def plot_parameters(model: nn.Module, path: Path) -> None:
-    """Each per-layer trainable against the layer (its norm when it is not a scalar)."""
-    names = [n for n, kind in model.TRAINABLES.items() if kind == "per_layer"]
+    """Each per-layer trainable against the layer (its norm when it is not a scalar); a
+    `periodic T` one shows the copy every layer uses (that of layer k mod T)."""
+    kinds = {n: kind.split() for n, kind in model.TRAINABLES.items()}
+    names = [n for n, kind in kinds.items() if kind[0] in ("per_layer", "periodic")]
     fig = Figure(figsize=(6, 2.2 * max(1, len(names))))
     for i, name in enumerate(names):
         ax = fig.add_subplot(max(1, len(names)), 1, i + 1)
-        values = [getattr(layer, name).detach() for layer in model.layers]
+        period = int(kinds[name][1]) if kinds[name][0] == "periodic" else len(model.layers)
+        values = [getattr(model.layers[k % period], name).detach()
+                  for k in range(len(model.layers))]
         scalar = all(v.numel() == 1 for v in values)
         ys = [float(v) if scalar else float(v.double().norm()) for v in values]
         ax.plot(range(1, len(ys) + 1), ys, "o-")
