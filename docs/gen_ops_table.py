@@ -62,6 +62,12 @@ def lipschitz(d: OpDef) -> str:
         return f"{lip.const:g}-Lipschitz (not a prox)"
     if lip.kind == "minmax":
         return "1-Lipschitz, other operand state-free"
+    if lip.kind == "linear":
+        what = f"{'-' if lip.sign < 0 else ''}{lip.factor}^T" if lip.adjoint else "linear"
+        square = round(lip.const**2, 9)
+        if square.is_integer() and not float(lip.const).is_integer():  # sqrt(8): norm^2 <= 8
+            return f"{what}, norm^2 <= {square:g}"
+        return f"{what}, norm <= {lip.const:g}"
     return f"not analyzed: {lip.why}" if lip.why else ""
 
 

@@ -566,7 +566,20 @@ DR_RESOLVENT = {"solve": "solve(I + g * H.T @ H, z + g * H.T @ x)",
 DR_RELAX = {"increment": "z + lam * (w - s)", "convex": "(1 - lam) * z + lam * (z + w - s)"}
 
 
+# Douglas-Rachford with `prox` on both sides (issue 12): prox(g * f, z) of the least-squares term
+# is the resolvent solve(I + g H^T H, z + g H^T x), prox(g * r, .) of rho * norm1 is soft.
+DR_PROX = (DR.replace("for the LASSO", "for the LASSO, prox on both sides")
+           .replace("param  lam : scalar = 1\n", "param  lam : scalar = 1\n"
+                    "func   f(u : vector[n]) = 0.5 * sqnorm(H @ u - x)\n"
+                    "func   r(u : vector[n]) = rho * norm1(u)\n")
+           .replace("{resolvent}", "prox(g * f, z)")
+           .replace("soft(2 * s - z, g * rho)", "prox(g * r, 2 * s - z)"))
+DR_RESOLVENT["prox"] = "prox"  # DR_PROX: the resolvent is written `prox(g * f, z)`
+
+
 def dr_spec(resolvent: str, relax: str) -> str:
+    if resolvent == "prox":
+        return DR_PROX.replace("{relax}", DR_RELAX[relax])
     return DR.replace("{resolvent}", DR_RESOLVENT[resolvent]).replace("{relax}", DR_RELAX[relax])
 
 
@@ -630,6 +643,13 @@ output s, sbar, q
 """
 
 
+# The same with the built-in finite differences (issue 12): K = diff, K^T = diff_adj, and the
+# report bounds ||diff||^2 by 4 (the exact norm, used by the textbook check, is just below).
+CP_TV_DIFF = (CP_TV.replace("given  D : matrix[d, n]\n", "").replace("vector[d]", "vector[n - 1]")
+              .replace("D @ xbar", "diff(xbar)").replace("D.T @ q", "diff_adj(q)")
+              .replace("1-D TV denoising", "1-D TV denoising, diff / diff_adj"))
+
+
 def _cp_textbook(tau: float, sigma: float, k2: float, theta: float) -> dict[str, bool]:
     return {"tau > 0, sigma > 0 (Chambolle-Pock 2011)": tau > 0 and sigma > 0,
             "tau * sigma * ||K||^2 < 1 (Chambolle-Pock 2011)": tau * sigma * k2 < 1,
@@ -639,9 +659,11 @@ def _cp_textbook(tau: float, sigma: float, k2: float, theta: float) -> dict[str,
 def _cp_configs(which: str) -> Callable[[int], list[Config]]:
     def configs(seed: int) -> list[Config]:
         rng = np.random.default_rng(seed)
-        if which == "tv":
+        if which in ("tv", "tv_diff"):
             prob = tv_problem(rng, int(rng.integers(10, 24)))
             k2 = prob.facts["K2"]
+            if which == "tv_diff":  # no matrix D: the spec writes diff(xbar)
+                prob = Problem({}, prob.inputs, prob.facts)
         else:
             prob = lasso_problem(rng, int(rng.integers(8, 16)), int(rng.integers(10, 24)))
             k2 = prob.facts["L"]
@@ -652,7 +674,8 @@ def _cp_configs(which: str) -> Callable[[int], list[Config]]:
                 kw = {"tau": tau, "sigma": sigma, "theta": theta}
                 tb = _cp_textbook(tau, sigma, k2, theta)
                 out.append(Config(f"cp_{which}", f"cp_{which}[tsK2={prod},theta={theta}]",
-                                  CP_TV if which == "tv" else CP_LASSO, (), prob, kw, tb,
+                                  {"tv": CP_TV, "tv_diff": CP_TV_DIFF}.get(which, CP_LASSO), (),
+                                  prob, kw, tb,
                                   seed=seed, kinds={"primal_dual": not all(tb.values()),
                                                     "threshold": False}))
         return out
@@ -840,6 +863,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     *[Family(f"dr_{r}_{x}", dr_spec(r, x), (), _dr_configs(r, x))
       for r in DR_RESOLVENT for x in DR_RELAX],
     Family("cp_tv", CP_TV, (), _cp_configs("tv")),
+    Family("cp_tv_diff", CP_TV_DIFF, (), _cp_configs("tv_diff")),
     Family("cp_lasso", CP_LASSO, (), _cp_configs("lasso")),
     Family("lista", LISTA, (), _lista_configs),
     Family("lista_cp_cp", LISTA_CP.replace("{arg}", LISTA_CP_ARG["cp"]), (),

@@ -373,3 +373,136 @@ def rpca(Y, num_layers: int, mu=0.5, lam1=1.0, lam2=0.05, all_layers: bool = Fal
         L, S = svt(L - mus[k] * R, mus[k] * lam1s[k]), soft(S - mus[k] * R, mus[k] * lam2s[k])
         history.append((L, S))
     return _finish(history, all_layers)
+
+
+def tv_grad(u: np.ndarray) -> np.ndarray:
+    """Forward differences of an `(h, w)` image, zero past the border (Chambolle 2004), the
+    vertical ones stacked over the horizontal ones: `(2h, w)`."""
+    h, w = u.shape
+    g = np.zeros((2 * h, w))
+    for i in range(h - 1):
+        g[i] = u[i + 1] - u[i]
+    for j in range(w - 1):
+        g[h:, j] = u[:, j + 1] - u[:, j]
+    return g
+
+
+def tv_div(p: np.ndarray) -> np.ndarray:
+    """The discrete divergence of Chambolle 2004, term by term (the negative adjoint of
+    `tv_grad`): `(2h, w)` -> `(h, w)`."""
+    h, w = p.shape[0] // 2, p.shape[1]
+    px, py = p[:h], p[h:]
+    out = np.zeros((h, w))
+    for i in range(h):
+        out[i] += (px[i] if i < h - 1 else 0) - (px[i - 1] if i > 0 else 0)
+    for j in range(w):
+        out[:, j] += (py[:, j] if j < w - 1 else 0) - (py[:, j - 1] if j > 0 else 0)
+    return out
+
+
+def chambolle_pock_tv(Y, num_layers: int, tau=0.35, sigma=0.35, lam=0.1,
+                      all_layers: bool = False):
+    """Chambolle-Pock for anisotropic TV denoising `0.5 ||X - Y||^2 + lam ||grad X||_1`, one
+    image at a time in NumPy: `P <- clip(P + sigma grad Xbar, -lam, lam)`,
+    `X_new = (X + tau div P + tau Y) / (1 + tau)`, `Xbar <- 2 X_new - X` (theta = 1).
+
+    Args:
+        Y: the `(B, h, w)` batch of noisy images (X and Xbar start at Y, P at zero).
+        num_layers: K.
+        tau, sigma, lam: primal step, dual step, TV weight.
+        all_layers: return every layer's X instead of the last one.
+
+    Returns:
+        X, `(B, h, w)` float64 (a torch tensor), or the list of it after each layer.
+    """
+    Y = np.asarray(as64(Y).detach())
+    out = []
+    for y in Y:
+        X, Xbar, P = y.copy(), y.copy(), np.zeros((2 * y.shape[0], y.shape[1]))
+        history = []
+        for _ in range(num_layers):
+            P = np.clip(P + sigma * tv_grad(Xbar), -lam, lam)
+            X_new = (X + tau * tv_div(P) + tau * y) / (1 + tau)
+            Xbar, X = 2 * X_new - X, X_new
+            history.append((X, P))
+        out.append(history)
+    layers = [torch.as_tensor(np.stack([h[k][0] for h in out])) for k in range(num_layers)]
+    return _finish(layers, all_layers)
+# --------------------------------------------------------------------------------------------
+# Optimal transport and message passing (issue 12): NumPy, one sample at a time
+# --------------------------------------------------------------------------------------------
+
+
+def _np_logsumexp(v: np.ndarray) -> float:
+    """log sum exp(v) with the largest entry shifted out (the textbook stable form)."""
+    top = np.max(v)
+    return float(top + np.log(np.sum(np.exp(v - top))))
+
+
+def sinkhorn_log(C, a, b, num_layers: int, eps: float = 1e-3, all_layers: bool = False):
+    """Log-domain Sinkhorn (Peyre & Cuturi 2019, Remark 4.23) in NumPy float64.
+
+    Per layer, per sample: `f_i = eps log a_i - eps LSE_j((g_j - C_ij) / eps)`, then
+    `g_j = eps log b_j - eps LSE_i((f_i - C_ij) / eps)` (with the new f), and the plan
+    `P_ij = exp((f_i + g_j - C_ij) / eps)`.
+
+    Args:
+        C: the `(m, n)` cost.
+        a: `(B, m)` source histograms; b: `(B, n)` target histograms.
+        num_layers: K.
+        eps: the entropic regularization.
+        all_layers: return every layer's `(P, f, g)`.
+
+    Returns:
+        The tuple `(P, f, g)` of float64 tensors `(B, m, n)`, `(B, m)`, `(B, n)`.
+    """
+    C = np.asarray(as64(C).detach())
+    a, b = np.asarray(as64(a).detach()), np.asarray(as64(b).detach())
+    m, n = C.shape
+    per_sample = []
+    for s in range(a.shape[0]):
+        f, g = np.zeros(m), np.zeros(n)
+        layers = []
+        for _ in range(num_layers):
+            for i in range(m):
+                f[i] = eps * np.log(a[s, i]) - eps * _np_logsumexp((g - C[i, :]) / eps)
+            for j in range(n):
+                g[j] = eps * np.log(b[s, j]) - eps * _np_logsumexp((f - C[:, j]) / eps)
+            P = np.exp((f[:, None] + g[None, :] - C) / eps)
+            layers.append((P.copy(), f.copy(), g.copy()))
+        per_sample.append(layers)
+    history = [tuple(torch.tensor(np.stack([per_sample[s][k][i] for s in range(a.shape[0])]))
+                     for i in range(3)) for k in range(num_layers)]
+    return _finish(history, all_layers)
+
+
+def lamp(A, y, num_layers: int, B=None, alpha=1.1, all_layers: bool = False):
+    """Learned AMP (Borgerding, Schniter & Rangan 2017) with soft thresholds, NumPy float64.
+
+    Per layer, per sample: `r = xhat + B z`, `tau = alpha_k ||z|| / sqrt(m)`,
+    `xhat = soft(r, tau)`, `z = y - A xhat + (#{i : |r_i| > tau} / m) z` (the Onsager term
+    `z * mean(|r| > tau) / delta`, delta = m / n); xhat starts at 0 and z at y.
+
+    Args:
+        A: the `(m, n)` measurement matrix; y: `(B, m)` measurements.
+        num_layers: K.
+        B: the tied `(n, m)` matrix (default A^T: AMP).
+        alpha: per-layer threshold multipliers (default 1.1).
+        all_layers: return every layer's estimate.
+    """
+    A = np.asarray(as64(A).detach())
+    y = np.asarray(as64(y).detach())
+    m, n = A.shape
+    Bm = A.T.copy() if B is None else np.asarray(as64(B).detach())
+    alphas = [float(x) for x in _per_layer(alpha, num_layers, "alpha")]
+    history = [np.zeros((y.shape[0], n)) for _ in range(num_layers)]
+    for s in range(y.shape[0]):
+        xhat, z = np.zeros(n), y[s].copy()
+        for k in range(num_layers):
+            r = xhat + Bm @ z
+            tau = alphas[k] * np.sqrt(np.sum(z * z)) / np.sqrt(m)
+            xhat = np.sign(r) * np.maximum(np.abs(r) - tau, 0.0)
+            nonzeros = sum(1 for i in range(n) if abs(r[i]) > tau)
+            z = y[s] - A @ xhat + (nonzeros / m) * z
+            history[k][s] = xhat
+    return _finish([torch.tensor(h) for h in history], all_layers)

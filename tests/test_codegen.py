@@ -18,7 +18,7 @@ import unfoldc
 from unfoldc.graphs.render import render
 from unfoldc.ir.interpreter import run as interpret
 
-NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "dugd")
+NAMES = ("ista", "lista", "lista_cp", "fista", "admm_lasso", "rpca", "dugd", "sinkhorn", "lamp")
 F64 = torch.float64
 
 

@@ -161,10 +161,18 @@ def test_require_and_assume_are_evaluated_with_their_origin():
     report = cls(H=_h()).convergence_report()
     assert report.ok
     texts = {c.text: c for c in report.conditions}
-    assert texts["require mu < L2"].origin == "user.unf:8"
+    assert texts["mu < L2"].origin == "user.unf:8"
     report = cls(H=_h(scale=5.0)).convergence_report()  # opnorm(H) > 10
-    assume = texts_of(report)["assume opnorm(H) <= 10"]
+    assume = texts_of(report)["opnorm(H) <= 10"]
     assert assume.failing_layers == [0, 1, 2, 3]
+
+
+def test_condition_text_does_not_repeat_its_keyword(golden):
+    """`require mu < L2` is listed as `require: mu < L2` (it read `require: require mu < L2`)."""
+    doc = unfoldc.load_source(USER, name="user.unf").__doc__
+    section = doc[doc.index("Convergence conditions"):].rstrip() + "\n"
+    golden("reports/user_conditions.txt", section)
+    assert "require: require" not in doc and "assume: assume" not in doc
 
 
 def texts_of(report):

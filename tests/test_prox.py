@@ -9,6 +9,7 @@ Indicators are checked through feasibility and the projection inequality
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +17,9 @@ import torch
 
 import unfoldc
 from unfoldc.diagnostics import UserError
+from unfoldc.ir.interpreter import run as interpret
+from unfoldc.ir.pretty import pretty
+from unfoldc.source import Source
 
 F64 = torch.float64
 N, H, W = 6, 4, 5
@@ -49,6 +53,13 @@ def sq(u):
 
 
 WEIGHT = torch.tensor([0.0, 0.5, 1.0, 2.0, 0.3, 1.5], dtype=F64)
+Y0 = torch.tensor([0.4, -1.2, 0.0, 2.5, -0.3, 0.9], dtype=F64)  # a translation / data vector
+A0 = torch.linspace(-1.0, 1.3, 4 * N, dtype=F64).reshape(4, N).sin()  # a 4 x N operator
+Y4 = torch.tensor([1.0, -0.5, 0.25, 2.0], dtype=F64)  # data of A0 @ u
+Z0 = torch.linspace(-1.0, 1.0, H * W, dtype=F64).reshape(H, W)  # a matrix translation
+# given name -> (declared type, value)
+GIVENS = {"wt": ("vector[n]", WEIGHT), "y0": ("vector[n]", Y0), "A0": ("matrix[k, n]", A0),
+          "y4": ("vector[k]", Y4), "Z0": ("matrix[h, w]", Z0)}
 
 
 @dataclass
@@ -114,29 +125,79 @@ CASES = {
                                 separable=False, feasible=feasible_simplex),
     "l2ball_plus_sqnorm": Case("ind_l2ball(v, 0.8) + sqnorm(v)", lambda u: ball(0.8)(u) + sq(u),
                                separable=False, feasible=feasible_ball(0.8)),
+    "two_sqnorms_and_norm1": Case("norm1(v) + sqnorm(v) + 2 * sqnorm(v)",
+                                  lambda u: l1(u) + 3 * sq(u)),
+    # quadratics and translations (issue 12, construct 7)
+    "half_sqnorm_translated": Case("0.5 * sqnorm(v - y0)", lambda u: 0.5 * sq(u - Y0)),
+    "sqnorm_reversed": Case("rho * sqnorm(y0 - v)", lambda u: 0.4 * sq(Y0 - u)),
+    "sqnorm_plus_offset": Case("sqnorm(v + y0)", lambda u: sq(u + Y0)),
+    "two_translated_sqnorms": Case("0.5 * sqnorm(v - y0) + sqnorm(v - wt)",
+                                   lambda u: 0.5 * sq(u - Y0) + sq(u - WEIGHT)),
+    "norm1_plus_translated_sqnorm": Case("rho * norm1(v) + 0.5 * sqnorm(v - y0)",
+                                         lambda u: 0.4 * l1(u) + 0.5 * sq(u - Y0)),
+    "least_squares": Case("0.5 * sqnorm(A0 @ v - y4)", lambda u: 0.5 * sq(u @ A0.T - Y4),
+                          separable=False),
+    "least_squares_no_data": Case("2 * sqnorm(A0 @ v)", lambda u: 2 * sq(u @ A0.T),
+                                  separable=False),
+    "least_squares_reversed": Case("sqnorm(y4 - A0 @ v) / 2", lambda u: sq(Y4 - u @ A0.T) / 2,
+                                   separable=False),
+    "ridge_least_squares": Case("0.5 * sqnorm(A0 @ v - y4) + rho * sqnorm(v - y0)",
+                                lambda u: 0.5 * sq(u @ A0.T - Y4) + 0.4 * sq(u - Y0),
+                                separable=False),
+    "norm1_translated": Case("norm1(v - y0)", lambda u: l1(u - Y0)),
+    "norm1_translated_by_scalar": Case("norm1(v - 0.5)", lambda u: l1(u - 0.5)),
+    "norm1_translated_by_a_sum": Case("norm1(v + y0)", lambda u: l1(u + Y0)),
+    "box_translated_by_a_sum": Case("ind_box(y0 + v, -0.5, 0.3)", lambda u: box(-0.5, 0.3)(u + Y0),
+                                    feasible=lambda k, g: -Y0 + feasible_box(-0.5, 0.3)(k, g)),
+    "weighted_norm1_translated": Case("rho * norm1(wt * (v - y0))",
+                                      lambda u: 0.4 * (WEIGHT * (u - Y0)).abs().sum(-1)),
+    "norm2_translated": Case("norm2(v - y0)", lambda u: (u - Y0).norm(dim=-1), separable=False),
+    "nucnorm_translated": Case("nucnorm(V - Z0)", lambda U: nuc(U - Z0), separable=False,
+                               matrix=True),
+    "box_translated": Case("ind_box(v - y0, -0.5, 0.3)", lambda u: box(-0.5, 0.3)(u - Y0),
+                           feasible=lambda k, g: Y0 + feasible_box(-0.5, 0.3)(k, g)),
+    "l2ball_translated": Case("ind_l2ball(v - y0, 0.8)", lambda u: ball(0.8)(u - Y0),
+                              separable=False,
+                              feasible=lambda k, g: Y0 + feasible_ball(0.8)(k, g)),
+    "norm1_plus_box_translated": Case(
+        "0.5 * norm1(v - y0) + ind_box(v - y0, -0.2, 0.5)",
+        lambda u: 0.5 * l1(u - Y0) + box(-0.2, 0.5)(u - Y0),
+        feasible=lambda k, g: Y0 + feasible_box(-0.2, 0.5)(k, g)),
+    "translated_plus_translated_sqnorm": Case(
+        "norm2(v - y0) + sqnorm(v - wt)", lambda u: (u - Y0).norm(dim=-1) + sq(u - WEIGHT),
+        separable=False),
 }
 
 
 def spec(case: Case) -> str:
     typ = "matrix[h, w]" if case.matrix else "vector[n]"
     var = "V" if case.matrix else "v"
+    givens = [f"given {k} : {t}" for k, (t, _) in GIVENS.items() if _reads(case.body, k)]
     return "\n".join([
-        "algorithm P", "given wt : vector[n]" if "wt" in case.body else "",
+        "algorithm P", *givens,
         f"input z : {typ}", f"state s : {typ} = z", "param rho : scalar = 0.4",
         f"param c : scalar = {C}", f"func g({var} : {typ}) = {case.body}", "layers 1:",
         "    s <- prox(c * g, s)", "output s"]) + "\n"
 
 
+def _reads(body: str, name: str) -> bool:
+    return re.search(rf"\b{name}\b", body) is not None
+
+
 def prox_at(case: Case, z: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model_of(case)(z=z)
+
+
+def model_of(case: Case) -> torch.nn.Module:
     cls = unfoldc.load_source(spec(case))
     default = torch.get_default_dtype()
     torch.set_default_dtype(F64)  # without givens, parameters take the default dtype
     try:
-        model = cls(wt=WEIGHT) if "wt" in cls.GIVENS else cls()
+        model = cls(**{k: v for k, (_, v) in GIVENS.items() if k in cls.GIVENS})
     finally:
         torch.set_default_dtype(default)
-    with torch.no_grad():
-        return model(z=z)
+    return model
 
 
 def points(case: Case, seed: int) -> torch.Tensor:
@@ -216,7 +277,11 @@ UNSUPPORTED = {
     "exp": "sum(exp(v))",
     "composite": "norm1(H2 @ v)",
     "negative": "sqnorm(v) - norm1(v)",
-    "two_sqnorms_and_norm1": "norm1(v) + sqnorm(v) + 2 * sqnorm(v)",
+    "least_squares_plus_norm1": "0.5 * sqnorm(H2 @ v - z) + norm1(v)",
+    "two_least_squares": "sqnorm(H2 @ v) + sqnorm(H2.T @ v)",
+    "mixed_translations": "norm1(v - z) + norm2(v)",
+    "translated_and_not": "norm1(v - z) + ind_box(v, 0, 1)",
+    "least_squares_right": "sqnorm(v @ H2)",
 }
 
 
@@ -231,3 +296,43 @@ def test_unsupported_prox_is_E0308(name):
     assert [d.code for d in diags] == ["E0308"]
     assert "norm1(p)" in diags[0].help and "ind_simplex(p)" in diags[0].help
     assert "`g`" in diags[0].message
+
+
+# ---- quadratics and translations: interpreter, gradients, printed forms ------------------------
+NEW = ["half_sqnorm_translated", "two_translated_sqnorms", "norm1_plus_translated_sqnorm",
+       "least_squares", "ridge_least_squares", "norm1_translated", "weighted_norm1_translated",
+       "nucnorm_translated", "box_translated", "norm1_plus_box_translated"]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_prox_matches_the_interpreter(name):
+    case = CASES[name]
+    art = unfoldc.compile_source(Source("p.unf", spec(case)))
+    z = points(case, 4)
+    givens = {k: v for k, (_, v) in GIVENS.items() if _reads(case.body, k)}
+    want = interpret(art.program, givens, {"z": z})
+    torch.testing.assert_close(prox_at(case, z), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["half_sqnorm_translated", "least_squares",
+                                  "ridge_least_squares", "norm2_translated"])
+def test_prox_gradients_in_float64(name):
+    case = CASES[name]
+    z = points(case, 5).requires_grad_()
+    model = model_of(case)
+    assert torch.autograd.gradcheck(lambda x: model(z=x), (z,))
+
+
+def test_prox_closed_forms_read_like_the_textbook():
+    """(v + t y) / (1 + t) and solve(I + t A^T A, v + t A^T b), the system hoisted."""
+    text = ("algorithm P\ngiven A : matrix[m, n]\ninput b : vector[m]\ninput y : vector[n]\n"
+            "state s : vector[n] = 0\nparam t : scalar = 0.5\n"
+            "func f(u : vector[n]) = 0.5 * sqnorm(A @ u - b)\n"
+            "func h(u : vector[n]) = 0.5 * sqnorm(u - y)\n"
+            "layers 2:\n    s <- prox(t * h, s)\n    s <- prox(t * f, s)\noutput s\n")
+    art = unfoldc.compile_source(Source("p.unf", text))
+    body = [pretty(a.value) for a in art.program.body]
+    assert body == ["(s + t * y) / (1 + t)",
+                    "solve(eye(n) + t * (A.T @ A), s + t * (A.T @ b))"]
+    hoisted = [pretty(a.value) for a in art.optimized.prologue if a.kind == "hoisted"]
+    assert "eye(n) + t * (A.T @ A)" in hoisted

@@ -5,6 +5,7 @@ than against another implementation: optimality conditions, known equivalences b
 algorithms at their inits, and known convergence behaviour.
 """
 
+import numpy as np
 import pytest
 import torch
 from reference_loops import (
@@ -148,3 +149,27 @@ def test_rpca_decreases_the_residual():
     # The nuclear-norm prox keeps L low rank.
     L_final = history[-1][0]
     assert (torch.linalg.matrix_rank(L_final, atol=1e-8) <= rank).all()
+
+
+def test_chambolle_pock_tv_minimizes_the_rof_objective():
+    """tv_div is the negative adjoint of tv_grad, and after many layers X minimizes
+    0.5 ||X - Y||^2 + lam ||grad X||_1: no random perturbation, large or small, lowers it."""
+    from reference_loops import chambolle_pock_tv, tv_div, tv_grad
+
+    g = np.random.default_rng(0)
+    u, p = g.standard_normal((5, 6)), g.standard_normal((10, 6))
+    assert abs((tv_grad(u) * p).sum() + (u * tv_div(p)).sum()) < 1e-12
+    Y = np.zeros((6, 7))
+    Y[2:5, 1:4] = 1.0
+    Y += 0.2 * g.standard_normal(Y.shape)
+    lam = 0.1
+    X = chambolle_pock_tv(torch.tensor(Y[None]), 3000, lam=lam)[0].numpy()
+
+    def objective(Z):
+        return 0.5 * ((Z - Y) ** 2).sum() + lam * np.abs(tv_grad(Z)).sum()
+
+    best = objective(X)
+    for t in (1e-1, 1e-3, 1e-5):
+        for _ in range(50):
+            assert objective(X + t * g.standard_normal(X.shape)) >= best - 1e-12
+    assert np.abs(tv_grad(X)).max() > 1e-3  # not the trivial constant image

@@ -27,12 +27,13 @@ dimensions and `.mT`, which work with and without it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy
 
-from unfoldc.ir.types import SCALAR, DimTable, Type, matrix, vector
+from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_affine, matrix, vector
 
 # Python operator precedence, which generated code follows.
 PREC_ADD, PREC_MUL, PREC_NEG, PREC_POW, PREC_ATOM = 1, 2, 3, 4, 5
@@ -77,7 +78,7 @@ class Semantics:
 
 
 # Lipschitz kinds (see `Lipschitz`).
-LIPSCHITZ_KINDS = ("exact", "prox", "lipschitz", "minmax", "none")
+LIPSCHITZ_KINDS = ("exact", "prox", "lipschitz", "minmax", "linear", "none")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ class Lipschitz:
                    gradient step inside it is a proximal-gradient step
         lipschitz  Lipschitz with constant `const`, but not a proximal map
         minmax     elementwise min/max with a state-free operand: 1-Lipschitz in the other
+        linear     a fixed linear operator with norm at most `const`, kept exact by the analysis
+                   as the abstract factor `factor` (the table name of the operator it is, or,
+                   with `adjoint`, of which it is `sign` times the adjoint), so that K and K^T
+                   are recognized as a pair and ||K||^2 is bounded by const^2
         none       not analyzed: a state-dependent argument makes the bound unknown
     """
 
@@ -102,6 +107,9 @@ class Lipschitz:
     # when the threshold, argument 1, is > 0: b * norm), "bounded" (the indicator of a bounded
     # set), "" (neither: the nonnegative orthant). Read by convergence/theorems.py.
     minimizer: str = ""
+    factor: str = ""  # kind "linear": the operator this is (or, with `adjoint`, the adjoint of)
+    adjoint: bool = False
+    sign: float = 1.0
 
 
 EXACT = Lipschitz("exact")
@@ -112,6 +120,25 @@ def prox_of(function: str, minimizer: str = "") -> Lipschitz:
     """The proximal map of `function` (written in the further arguments' names); `minimizer`
     says whether the function guarantees a minimizer ("threshold", "bounded" or "")."""
     return Lipschitz("prox", 1.0, function, minimizer=minimizer)
+
+
+def linear_op(norm: float, factor: str, adjoint: bool = False, sign: float = 1.0) -> Lipschitz:
+    """A fixed linear operator with ||op|| <= `norm`: the operator `factor` itself, or `sign`
+    times its adjoint (see `Lipschitz`)."""
+    return Lipschitz("linear", norm, factor=factor, adjoint=adjoint, sign=sign)
+
+
+def adjoint_of(name: str) -> tuple[str, float] | None:
+    """(op, sign) with the adjoint of the linear operator `name` equal to sign * op (diff ->
+    diff_adj, grad2d -> -div2d), read from their "linear" facts; None for other operators."""
+    fact = OPS[name].lipschitz
+    if fact is None or fact.kind != "linear":
+        return None
+    for other, d in OPS.items():
+        lip = d.lipschitz
+        if lip.kind == "linear" and lip.factor == fact.factor and lip.adjoint != fact.adjoint:
+            return other, fact.sign * lip.sign
+    return None
 
 
 def unanalyzed(why: str = "") -> Lipschitz:
@@ -185,6 +212,10 @@ class OpDef:
     conditions: tuple[ArgCondition, ...] | None = None
     prox: ProxAtom | None = None
     fold: Callable[..., float | None] | None = None  # on Python numbers; None: undefined there
+    # A comparison: its Python symbol (its boolean form, printed inside `where`).
+    boolean: str = ""
+    # The first argument is a condition: printed as a boolean (`a < b`, or `c != 0`).
+    condition_first: bool = False
 
 
 OPS: dict[str, OpDef] = {}
@@ -234,14 +265,6 @@ def _same(dims, args):
 
 def _scalar(dims, args):
     return SCALAR
-
-
-def _scalar_args(first: int):
-    def rule(dims, args):
-        for i, a in enumerate(args[first:], start=first):
-            _need("scalar", a, i, "this argument")
-        return _same(dims, args)
-    return rule
 
 
 def _matmul(dims: DimTable, args) -> Type:
@@ -315,14 +338,34 @@ def _eye(dims, args) -> Type:
 
 
 def _dim_of(e, i: int):
-    from unfoldc.ir.expr import Const, Sym  # local: ops.py must not depend on the IR at import
+    from unfoldc.ir.expr import Const, Op, Sym  # local: ops.py must not depend on the IR
 
     if isinstance(e, Sym) and e.role == "dim":
         return e.name
     if isinstance(e, Const) and float(e.value).is_integer() and e.value > 0:
         return int(e.value)
+    if isinstance(e, Op) and e.op in ("add", "sub", "mul"):  # `n - 1`, `n + 2`, `2 * n`
+        got = _dim_arithmetic(e, i)
+        if got is not None:
+            return got
     raise ShapeError("E0306", "sizes must be dimension names or positive integers",
                      "not a size", i, "e.g. `zeros(n)` or `ones(m, n)` with `m`, `n` declared dims")
+
+
+def _dim_arithmetic(e, i: int):
+    """`k * d`, `d + k`, `d - k` (k an integer, d a size) as a size; None otherwise."""
+    from unfoldc.ir.expr import Const  # local: ops.py must not depend on the IR at import
+
+    def whole(x) -> bool:
+        return isinstance(x, Const) and float(x.value).is_integer()
+
+    a, b = e.args
+    if e.op == "mul" and (whole(a) or whole(b)):
+        k, d = (a, b) if whole(a) else (b, a)
+        return dim_affine(_dim_of(d, i), int(k.value), 0)
+    if e.op in ("add", "sub") and whole(b):
+        return dim_affine(_dim_of(a, i), 1, int(b.value) * (1 if e.op == "add" else -1))
+    return None
 
 
 def _filled(dims, args) -> Type:
@@ -350,6 +393,21 @@ def _svt(dims, args) -> Type:
     return _same(dims, args)
 
 
+def _bounds(what: str):
+    """`clamp(v, lo, hi)`: each bound a scalar (one for every entry) or of v's shape."""
+    def rule(dims, args):
+        out = _same(dims, args)
+        for i in (1, 2):
+            t = _t(args[i])
+            if t.kind != "scalar" and not _dims_eq(dims, out, t):
+                raise ShapeError("E0302", f"{what}'s bounds are scalars or have the shape of "
+                                 f"its first argument ({dims.resolve(out)}), found a "
+                                 f"{dims.resolve(t)}", f"a {dims.resolve(t)}", i,
+                                 "give one bound for every entry, or a scalar for all")
+        return out
+    return rule
+
+
 def _vector_op(what: str, scalars: int = 0):
     def rule(dims, args):
         _need("vector", args[0], 0, what)
@@ -358,6 +416,55 @@ def _vector_op(what: str, scalars: int = 0):
                 _need("scalar", args[i], i, what)
         return _same(dims, args)
     return rule
+
+
+def _sized(dims, e, i: int, axis: int, what: str, scale: int = 1, offset: int = 0,
+           need: str = ""):
+    """`scale * d + offset` for the dimension d of argument i's axis, or a ShapeError."""
+    d = dims.find(_t(e).dims[axis])
+    out = dim_affine(d, scale, offset)
+    if out is None:
+        raise ShapeError("E0306", f"{what} cannot size its result from a {dims.resolve(_t(e))}",
+                         "size unknown or too small", i, need)
+    return out
+
+
+def _diff(dims, args) -> Type:
+    if _t(args[0]).kind == "matrix":
+        raise ShapeError("E0306", f"`diff` expects a vector, found a {_t(args[0])}",
+                         f"this is a {_t(args[0])}", 0,
+                         "`grad2d` takes the differences of an image along both axes")
+    _need("vector", args[0], 0, "`diff`")
+    return vector(_sized(dims, args[0], 0, 0, "`diff`", offset=-1,
+                         need="`diff` needs a vector of a declared size, at least 2 entries"))
+
+
+def _diff_adj(dims, args) -> Type:
+    _need("vector", args[0], 0, "`diff_adj`")
+    return vector(_sized(dims, args[0], 0, 0, "`diff_adj`", offset=1))
+
+
+def _grad2d(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`grad2d`")
+    t = _t(args[0])
+    return matrix(_sized(dims, args[0], 0, 0, "`grad2d`", scale=2), t.dims[1])
+
+
+def _div2d(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`div2d`")
+    t = _t(args[0])
+    d = dims.find(t.dims[0])
+    half = None
+    if isinstance(d, int) and d % 2 == 0:
+        half = d // 2
+    elif isinstance(d, DimSum) and d.scale % 2 == 0 and d.offset % 2 == 0:
+        half = dim_affine(d.name, d.scale // 2, d.offset // 2)
+    if half is None:
+        raise ShapeError("E0302", f"`div2d` expects a matrix[2 * m, n] (two stacked m x n "
+                         f"images, what `grad2d` returns), found a {dims.resolve(t)}",
+                         "not two stacked images", 0,
+                         "declare the dual variable as `matrix[2 * m, n]` for images `m x n`")
+    return matrix(half, t.dims[1])
 
 
 def _minmax(dims, args) -> Type:
@@ -666,8 +773,9 @@ _op("max", "max", (1, 2), _minmax, _render_minmax("maximum", "amax"), sympy.Max,
     numbers_after_first=False,
     semantics=_S(lambda a, b=None: a.max() if b is None else a.maximum(b)),
     lipschitz=MINMAX, conditions=())
-_op("clamp", "clamp", (3, 3), _scalar_args(1), _render_clamp, _fn("clamp"),
-    "clamp(v, lo, hi) elementwise, scalar bounds", elementwise=True,
+_op("clamp", "clamp", (3, 3), _bounds("`clamp`"), _render_clamp, _fn("clamp"),
+    "clamp(v, lo, hi) elementwise; lo and hi scalars or of v's shape",
+    elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
     lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("clamp"),))
 _op("soft", "soft", (2, 2), _threshold, _call("soft"), _fn("soft"),
@@ -692,8 +800,9 @@ _op("svt", "svt", (2, 2), _svt, _call("svt"), _fn("svt"),
     "singular value thresholding: soft threshold of the singular values", helper="svt",
     semantics=_S("svt"), lipschitz=prox_of("b * nucnorm", "threshold"),
     conditions=(_GE0(1, "svt threshold"),))
-_op("proj_box", "proj_box", (3, 3), _scalar_args(1), _render_clamp, _fn("proj_box"),
-    "projection onto the box [lo, hi] (elementwise)", elementwise=True,
+_op("proj_box", "proj_box", (3, 3), _bounds("`proj_box`"), _render_clamp, _fn("proj_box"),
+    "projection onto the box [lo, hi] (elementwise); lo and hi scalars or of v's shape",
+    elementwise=True,
     semantics=_S(lambda v, lo, hi: v.maximum(lo).minimum(hi)),
     lipschitz=prox_of("indicator of [b, c]", "bounded"), conditions=(_BOUNDS("proj_box"),))
 _op("proj_nonneg", "proj_nonneg", (1, 1), _same, _method("clamp", "min=0"), _fn("proj_nonneg"),
@@ -713,6 +822,125 @@ _op("proj_l2ball", "proj_l2ball", (2, 2), _vector_op("`proj_l2ball`", 1), _call(
     lipschitz=prox_of("indicator of the l2 ball of radius b", "bounded"),
     conditions=(_GE0(1, "proj_l2ball radius"),))
 
+# ---- finite differences (total variation): fixed linear operators with known norms ------------
+# ||diff||^2 = 4 sin^2(pi (n - 1) / (2 n)) < 4 and ||grad2d||^2 < 8 (Chambolle 2004, Thm 3.1).
+_op("diff", "diff", (1, 1), _diff, _call("torch.diff"), _fn("diff"),
+    "forward differences v[i+1] - v[i]: vector[n] -> vector[n - 1]",
+    semantics=_S("diff"), lipschitz=linear_op(2.0, "diff"))
+_op("diff_adj", "diff_adj", (1, 1), _diff_adj, _call("diff_adj"), _fn("diff_adj"),
+    "the adjoint of diff, p[i-1] - p[i] with p[-1] = p[n-1] = 0: vector[n - 1] -> vector[n]",
+    helper="diff_adj", semantics=_S("diff_adj"), lipschitz=linear_op(2.0, "diff", adjoint=True))
+_op("grad2d", "grad2d", (1, 1), _grad2d, _call("grad2d"), _fn("grad2d"),
+    "image gradient by forward differences, zero past the last row/column (Chambolle 2004): "
+    "matrix[m, n] -> matrix[2 * m, n], the vertical differences stacked over the horizontal",
+    helper="grad2d", semantics=_S("grad2d"), lipschitz=linear_op(8 ** 0.5, "grad2d"))
+_op("div2d", "div2d", (1, 1), _div2d, _call("div2d"), _fn("div2d"),
+    "discrete divergence, the negative adjoint of grad2d (<grad2d u, p> = -<u, div2d p>): "
+    "matrix[2 * m, n] -> matrix[m, n]",
+    helper="div2d", semantics=_S("div2d"),
+    lipschitz=linear_op(8 ** 0.5, "grad2d", adjoint=True, sign=-1.0))
+
+
+# ---- traces, outer products, log-sum-exp, masks and selections (issue 12) --------------------
+def _trace(dims, args) -> Type:
+    _square(dims, args, 0, "`trace`")
+    return SCALAR
+
+
+def _outer(dims, args) -> Type:
+    _need("vector", args[0], 0, "`outer`")
+    _need("vector", args[1], 1, "`outer`")
+    return matrix(_t(args[0]).dims[0], _t(args[1]).dims[0])
+
+
+def _diag(dims, args) -> Type:
+    if _t(args[0]).kind == "matrix":
+        raise ShapeError("E0306", "`diag` builds a diagonal matrix from a vector, found a "
+                         f"{dims.resolve(_t(args[0]))}", "a matrix", 0,
+                         "`trace(M)` sums a square matrix's diagonal")
+    _need("vector", args[0], 0, "`diag`")
+    n = _t(args[0]).dims[0]
+    return matrix(n, n)
+
+
+def _rows(dims, args) -> Type:
+    _need("matrix", args[0], 0, "`logsumexp_rows`")
+    return vector(_t(args[0]).dims[0])
+
+
+def _where(dims, args) -> Type:
+    return broadcast(dims, args)
+
+
+def _render_trace(a: list[Code], out: Type):
+    return f"{a[0].at(PREC_ATOM)}.diagonal(dim1=-2, dim2=-1).sum(-1)", PREC_ATOM
+
+
+def _render_outer(a: list[Code], out: Type):
+    return f"{a[0].at(PREC_ATOM)}.unsqueeze(-1) * {a[1].at(PREC_ATOM)}.unsqueeze(-2)", PREC_MUL
+
+
+def _call_last(fn: str, extra: str):
+    def render(a: list[Code], out: Type):
+        return f"{fn}({a[0].text}, {extra})", PREC_ATOM
+    return render
+
+
+def _render_logsumexp(a: list[Code], out: Type):
+    """Over the trailing (unbatched) axes; of a scalar, the scalar itself."""
+    if a[0].type.rank == 0:
+        return a[0].text, a[0].prec
+    return _call_last("torch.logsumexp", f"dim={_axes(a[0].type)}")(a, out)
+
+
+def _render_compare(sym: str):
+    """A 0/1 mask in the network's dtype, by the `as_mask` helper (helper names are reserved in
+    generated code, and `mask` is a natural spec name). The comparison binds looser than any
+    arithmetic, so operands are printed at sum level."""
+    def render(a: list[Code], out: Type):
+        return f"as_mask({compare_text(sym, a)}, like)", PREC_ATOM
+    return render
+
+
+def compare_text(sym: str, a: list[Code]) -> str:
+    """`a < b` as Python text: a boolean (tensor), for `as_mask(...)` or `torch.where(...)`."""
+    return f"{a[0].at(PREC_ADD)} {sym} {a[1].at(PREC_ADD)}"
+
+
+def _compare(name: str, sym: str, word: str, test: Callable) -> None:
+    _op(name, sym, (2, 2), broadcast, _render_compare(sym), _fn(name),
+        f"1 where a {sym} b ({word}), else 0, elementwise; a mask without gradient",
+        infix=True, elementwise=True, helper="as_mask", boolean=sym,
+        semantics=_S(name), lipschitz=unanalyzed("a 0/1 mask, discontinuous"), conditions=(),
+        fold=lambda a, b: float(test(a, b)))
+
+
+_compare("lt", "<", "less than", lambda a, b: a < b)
+_compare("le", "<=", "at most", lambda a, b: a <= b)
+_compare("gt", ">", "greater than", lambda a, b: a > b)
+_compare("ge", ">=", "at least", lambda a, b: a >= b)
+_op("where", "where", (3, 3), _where, _call("torch.where"), _fn("where"),
+    "b where a is nonzero (true), else c, elementwise: `where(x > 0, x, 0)`; a is usually a "
+    "comparison", elementwise=True, numbers_after_first=False, condition_first=True,
+    semantics=_S("where"), lipschitz=unanalyzed("selects by a mask"),
+    conditions=(), fold=lambda c, a, b: a if c else b)
+_op("trace", "trace", (1, 1), _trace, _render_trace, _fn("trace"),
+    "trace of a square matrix (sum of its diagonal)",
+    semantics=_S("trace"), lipschitz=unanalyzed())
+_op("outer", "outer", (2, 2), _outer, _render_outer, _fn("outer"),
+    "outer product u v^T: vector[m], vector[n] -> matrix[m, n]",
+    semantics=_S(lambda u, v: u.outer(v)), lipschitz=unanalyzed("bilinear"), conditions=())
+_op("diag", "diag", (1, 1), _diag, _call("torch.diag_embed"), _fn("diag"),
+    "diagonal matrix with the vector v on its diagonal",
+    semantics=_S(lambda v: v.diag()), lipschitz=unanalyzed())
+_op("logsumexp", "logsumexp", (1, 1), _reduce, _render_logsumexp, _fn("logsumexp"),
+    "log of the sum of the exponentials of all entries, computed stably (max shifted out)",
+    semantics=_S("logsumexp"), lipschitz=unanalyzed())
+_op("logsumexp_rows", "logsumexp_rows", (1, 1), _rows, _call_last("torch.logsumexp", "dim=-1"),
+    _fn("logsumexp_rows"),
+    "row-wise log-sum-exp of a matrix[m, n], a vector[m] (columns: `logsumexp_rows(M.T)`)",
+    semantics=_S("logsumexp_rows"), lipschitz=unanalyzed())
+
 # ---- objectives, proximal results, factorizations (the paradigms' building blocks) ------------
 def _norm_any(dims, args) -> Type:
     _need("vector|matrix", args[0], 0, "this norm")
@@ -726,6 +954,12 @@ def _indicator(scalars: int, kinds: str = "vector|matrix"):
             _need("scalar", args[i], i, "this indicator")
         return SCALAR
     return rule
+
+
+def _ind_box(dims, args) -> Type:
+    _need("vector|matrix", args[0], 0, "this indicator")
+    _bounds("`ind_box`")(dims, args)
+    return SCALAR
 
 
 def _rank_arg(e, i: int):
@@ -796,9 +1030,10 @@ _op("block_soft", "block_soft", (2, 2), _vector_op("`block_soft`", 1),
     "block soft threshold v * max(1 - t / ||v||, 0): the prox of t ||.||_2", helper="block_soft",
     semantics=_S("block_soft"), lipschitz=prox_of("b * norm2", "threshold"),
     conditions=(_GE0(1, "block_soft threshold"),))
-_op("ind_box", "ind_box", (3, 3), _indicator(2),
+_op("ind_box", "ind_box", (3, 3), _ind_box,
     _render_indicator("(({x} >= {a[1]}) & ({x} <= {a[2]})).all(dim={ax})"), _fn("ind_box"),
-    "indicator of the box [lo, hi]: 0 inside, +inf outside", helper="indicator",
+    "indicator of the box [lo, hi] (bounds scalars or of v's shape): 0 inside, +inf outside",
+    helper="indicator",
     semantics=_S("ind_box"), lipschitz=unanalyzed(), conditions=(),
     prox=ProxAtom("proj_box", scaled=False, separable=True))
 _op("ind_nonneg", "ind_nonneg", (1, 1), _indicator(0),
@@ -850,7 +1085,10 @@ FUNCTIONS = {d.spelling: d for d in OPS.values() if not d.infix and not d.intern
 }
 FUNCTIONS.pop(".T", None)
 FUNCTIONS.pop("[]", None)  # written `v[layer]`, not called by name
-BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow"}
+BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "^": "pow",
+          "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+# Named constants a spec may use as numbers (reserved names).
+CONSTANTS = {"pi": math.pi}
 
 
 # ---- reading and checking the facts -------------------------------------------------------------
@@ -902,8 +1140,12 @@ def _lipschitz_gaps(d: OpDef) -> list[str]:
         return [f"lipschitz: unknown kind {lip.kind!r}"]
     if lip.kind == "prox" and not lip.prox_of:
         return ["lipschitz: a proximal map must say of which function (`prox_of`)"]
-    if lip.kind == "lipschitz" and not (lip.const is not None and lip.const >= 0):
+    if lip.kind in ("lipschitz", "linear") and not (lip.const is not None and lip.const >= 0):
         return ["lipschitz: a Lipschitz operator needs its constant (>= 0)"]
+    if lip.kind == "linear" and (lip.factor not in OPS or OPS[lip.factor].lipschitz.factor
+                                 != lip.factor or OPS[lip.factor].lipschitz.adjoint):
+        return [f"lipschitz: `{lip.factor}` is not a linear operator of the table (the factor "
+                "of a linear operator names an operator that is its own factor)"]
     return []
 
 

@@ -87,6 +87,33 @@ def tsvd_right(a, r):
     return _tsvd(a, int(r))[1]
 
 
+# ---- finite differences: as products with the difference matrices -----------------------------
+def _forward_diff(n: int, dtype, pad: bool) -> torch.Tensor:
+    """The (n - 1) x n matrix of v[i+1] - v[i]; with `pad`, n x n with a last row of zeros."""
+    eye = torch.eye(n, dtype=dtype)
+    d = eye[1:] - eye[:-1]
+    return torch.cat([d, torch.zeros(1, n, dtype=dtype)]) if pad else d
+
+
+def diff(v):
+    return _forward_diff(v.shape[0], v.dtype, False) @ v
+
+
+def diff_adj(p):
+    return _forward_diff(p.shape[0] + 1, p.dtype, False).T @ p
+
+
+def grad2d(u):
+    m, n = u.shape
+    return torch.cat([_forward_diff(m, u.dtype, True) @ u,
+                      u @ _forward_diff(n, u.dtype, True).T])
+
+
+def div2d(p):
+    m, n = p.shape[0] // 2, p.shape[1]
+    return -(_forward_diff(m, p.dtype, True).T @ p[:m] + p[m:] @ _forward_diff(n, p.dtype, True))
+
+
 # ---- thresholds and proximal maps ---------------------------------------------------------------
 def _norm2(v):
     return torch.sqrt((v * v).sum())
@@ -133,6 +160,55 @@ def proj_l2ball(v, r):
     """The nearest point of the l2 ball of radius r."""
     norm = _norm2(v)
     return v if norm <= r else v * (r / norm)
+
+
+# ---- masks and selections -----------------------------------------------------------------------
+def _mask(holds, a, b):
+    """1 where `holds`, else 0, in the operands' (promoted) dtype."""
+    return holds.to(torch.result_type(a, b))
+
+
+def lt(a, b):
+    return _mask(a < b, a, b)
+
+
+def le(a, b):
+    return _mask(a <= b, a, b)
+
+
+def gt(a, b):
+    return _mask(a > b, a, b)
+
+
+def ge(a, b):
+    return _mask(a >= b, a, b)
+
+
+def where(c, a, b):
+    """a where c is nonzero, else b (all three broadcast)."""
+    c, a, b = torch.broadcast_tensors(c, a, b)
+    out = b.clone()
+    out[c != 0] = a[c != 0]
+    return out
+
+
+# ---- reductions ---------------------------------------------------------------------------------
+def trace(a):
+    """The sum of the diagonal entries a[i, i]."""
+    return sum(a[i, i] for i in range(a.shape[0]))
+
+
+def logsumexp(a):
+    """log sum exp(a), with the largest entry m shifted out: m + log sum exp(a - m)."""
+    m = a.max()
+    if not torch.isfinite(m):
+        return m if m > 0 else torch.log(torch.exp(a).sum())  # +inf, or all entries -inf
+    return m + torch.log(torch.exp(a - m).sum())
+
+
+def logsumexp_rows(a):
+    """The log-sum-exp of each row."""
+    return torch.stack([logsumexp(row) for row in a])
 
 
 # ---- indicators: 0 inside the set, +inf outside -------------------------------------------------

@@ -54,16 +54,33 @@ class ExprPrinter:
     def _op(self, e: Op) -> Code:
         opdef = ops.OPS[e.op]
         args = [self.code(a) for a in e.args]
-        if opdef.elementwise:
-            args = [_align(a, e.type.rank) for a in args]
+        if e.op in ("div", "pow") and _may_raise(e) and all(is_number(a) for a in e.args):
+            args[0] = _tensor(args[0])
         if not opdef.infix:
-            args = [_tensor(c) if is_number(a) and (i == 0 or not
+            # torch's overloads take tensors, or numbers beside a tensor first argument, but
+            # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a tensor)
+            mixed = not all(is_number(a) for a in e.args[1:])
+            args = [_tensor(c) if is_number(a) and (i == 0 or mixed or not
                                                      opdef.numbers_after_first) else c
                     for i, (a, c) in enumerate(zip(e.args, args))]
+        if opdef.condition_first:
+            args[0] = self._condition(e.args[0])
+        if opdef.elementwise:
+            args = [_align(a, e.type.rank) for a in args]
         if opdef.helper:
             self.helpers.add(opdef.helper)
         text, prec = opdef.render(args, self._spelled(e.type))
         return Code(text, prec, e.type)
+
+    def _condition(self, e: Expr) -> Code:
+        """`e` as a boolean: a comparison as itself (`a < b`), anything else `e != 0`."""
+        if isinstance(e, Op) and ops.OPS[e.op].boolean:
+            args = [_align(self.code(a), e.type.rank) for a in e.args]
+            if all(is_number(a) for a in e.args):  # `m < n` of two ints is a Python bool
+                args[0] = _tensor(args[0])
+            return Code(ops.compare_text(ops.OPS[e.op].boolean, args), 0, e.type)
+        c = _tensor(self.code(e)) if is_number(e) else self.code(e)
+        return Code(f"{c.at(ops.PREC_ADD)} != 0", 0, e.type)
 
     def _spelled(self, t: Type) -> Type:
         """`t` with its named dimensions spelled as in the generated code (sized operators like
@@ -84,7 +101,28 @@ def is_number(e: Expr) -> bool:
         return True
     if isinstance(e, Sym):
         return e.role in ("dim", "layer")  # the layer index is a Python int too
-    return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args)
+    return e.op in _PYTHON_ARITHMETIC and all(is_number(a) for a in e.args) \
+        and not _may_raise(e)
+
+
+def _may_raise(e: Op) -> bool:
+    """Python arithmetic that can raise where tensors give inf or nan: a division by a number
+    that may be 0 (`1 / layer` in layer 0, `1 / (m - n)`), a power of one that may be 0 or
+    negative (`layer ^ -1`, `(m - n) ^ 0.5` is complex). Its left operand is printed as a tensor."""
+    if e.op == "div":
+        return not _positive(e.args[1])
+    return e.op == "pow" and not _positive(e.args[0])
+
+
+def _positive(e: Expr) -> bool:
+    """A number known > 0: a positive literal, a dimension, sums, products and quotients of
+    those (the layer index starts at 0)."""
+    if isinstance(e, Const):
+        return e.value > 0
+    if isinstance(e, Sym):
+        return e.role == "dim"
+    return e.op in ("add", "mul", "div", "pow") and _positive(e.args[0]) and (
+        e.op == "pow" or _positive(e.args[1]))
 
 
 def _tensor(c: Code) -> Code:

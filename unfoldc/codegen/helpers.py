@@ -42,6 +42,11 @@ def hard(v, t):
     """Hard threshold: keep the entries with |v| > t, zero the others."""
     return v * (torch.abs(v) > t).to(v.dtype)
 ''',
+    "as_mask": '''
+def as_mask(condition, like):
+    """1 where `condition` holds, else 0, in the dtype/device of `like` (no gradient flows)."""
+    return torch.as_tensor(condition, device=like.device).to(like.dtype)
+''',
     "svt": '''
 def svt(x, t):
     """Singular value thresholding: soft-threshold the singular values of (each) matrix x.
@@ -53,6 +58,32 @@ def svt(x, t):
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     sv = torch.relu(sv - (t.unsqueeze(-1) if t.dim() > 0 else t))
     return torch.where(finite, u @ (sv.unsqueeze(-1) * vh), torch.nan)
+''',
+    "diff_adj": '''
+def diff_adj(p):
+    """The adjoint of torch.diff (forward differences): p[i - 1] - p[i], p[-1] = p[n - 1] = 0."""
+    zero = torch.zeros_like(p[..., :1])
+    padded = torch.cat([zero, p, zero], dim=-1)
+    return padded[..., :-1] - padded[..., 1:]
+''',
+    "grad2d": '''
+def grad2d(u):
+    """Forward differences of (each) m x n image, zero past the last row / column (Chambolle
+    2004): the vertical differences (rows 0..m-1) stacked over the horizontal (m..2m-1)."""
+    dx = torch.cat([u[..., 1:, :] - u[..., :-1, :], torch.zeros_like(u[..., :1, :])], dim=-2)
+    dy = torch.cat([u[..., :, 1:] - u[..., :, :-1], torch.zeros_like(u[..., :, :1])], dim=-1)
+    return torch.cat([dx, dy], dim=-2)
+''',
+    "div2d": '''
+def div2d(p):
+    """Discrete divergence of (each) stacked pair of m x n fields, the negative adjoint of
+    grad2d: <grad2d(u), p> = -<u, div2d(p)> (Chambolle 2004)."""
+    m = p.shape[-2] // 2
+    px, py = p[..., :m, :], p[..., m:, :]
+    zx, zy = torch.zeros_like(px[..., :1, :]), torch.zeros_like(py[..., :, :1])
+    ex = torch.cat([zx, px[..., :-1, :], zx], dim=-2)  # grad2d's zero last row is not read
+    ey = torch.cat([zy, py[..., :, :-1], zy], dim=-1)
+    return (ex[..., 1:, :] - ex[..., :-1, :]) + (ey[..., :, 1:] - ey[..., :, :-1])
 ''',
     "proj_simplex": '''
 def proj_simplex(v):

@@ -20,6 +20,7 @@ from unfoldc.codegen.writer import Writer, drop_unread, shape_tuple
 from unfoldc.convergence.emit import ConvergenceEmitter
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols, walk
 from unfoldc.ir.program import Assign, Program, Symbol
+from unfoldc.ir.types import DimSum, dim_names
 from unfoldc.ops import PREC_ATOM
 from unfoldc.source import Source
 from unfoldc.version import __version__
@@ -565,6 +566,8 @@ class ModuleEmitter:
         w(f"    raise ValueError({literal(message)})")
 
     def _dim_name(self, d) -> str:
+        if isinstance(d, DimSum):  # `n - 1`, `2 * m`: arithmetic on the bound name
+            return str(DimSum(self.n(d.name), d.offset, d.scale))
         return str(d) if isinstance(d, int) else self.n(d)
 
     def _used_dims_setup(self) -> set[str]:
@@ -575,7 +578,7 @@ class ModuleEmitter:
         used |= {d for s in self.p.by_role("net") for d in netgen.dims_of(s)}
         used |= {d for e in exprs for n in walk(e) if getattr(n, "op", "") in _SIZED
                  for d in n.type.dims}
-        return {d for d in used if isinstance(d, str)}
+        return {n for d in used for n in dim_names(d)}
 
     def _bind_dims(self, w: Writer, used: set[str], roles: tuple[str, ...], prefix: str) -> None:
         """`m, n = H.shape` lines for the dimensions `used`, read from symbols of `roles`."""
@@ -638,8 +641,8 @@ class ModuleEmitter:
 
     def _bind_forward_dims(self, w: Writer) -> None:
         checked = self._checked_inputs()
-        used = self._used_dims_forward() | {d for s in checked for d in s.type.dims
-                                            if isinstance(d, str)}
+        used = self._used_dims_forward() | {n for s in checked for d in s.type.dims
+                                            for n in dim_names(d)}
         self._bind_dims(w, set(used), roles=("given",), prefix="self.")
         remaining = used - {b.dim for b in self.p.dims if self._role_of(b.symbol) == "given"}
         self._bind_dims(w, set(remaining), roles=("input",), prefix="")
@@ -647,7 +650,7 @@ class ModuleEmitter:
             name = self.n(s.name)
             dims = ", ".join(self._dim_name(d) for d in s.type.dims)
             want = f"({dims},)" if len(s.type.dims) == 1 else f"({dims})"
-            shown = ", ".join(f"{{{self._dim_name(d)}}}" if isinstance(d, str) else str(d)
+            shown = ", ".join(str(d) if isinstance(d, int) else f"{{{self._dim_name(d)}}}"
                               for d in s.type.dims)
             w(f"if {name}.shape[1:] != {want}:")
             spec = ", ".join(map(str, s.type.dims))
@@ -676,7 +679,7 @@ class ModuleEmitter:
         for a in self.p.prologue:
             if a.kind == "init":
                 used |= set(self.p.symbol(a.target).type.dims)
-        return {d for d in used if isinstance(d, str)}
+        return {n for d in used for n in dim_names(d)}
 
     def _bind_shared(self, w: Writer, exprs=None, prefix: str = "self.") -> None:
         """Locals for the shared trainables and nets `exprs` read (default: prologue and body),

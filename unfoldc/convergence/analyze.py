@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of, lin_of_matrix
+from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of, lin_of_matrix, linop_factor
 from unfoldc.convergence.quantity import QExpr, QInf, QNet, q_add, q_mul, q_norm
 from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols
 from unfoldc.ir.program import Assign, Program
@@ -206,9 +206,15 @@ class Analyzer:
             return self._lipschitz1(e, args, expr, line)
         if kind == "minmax" and len(args) == 2:
             return self._minmax(e, args, expr, line)
+        if kind == "linear":
+            return self._linear(e, args[0], expr)
         if all(state_free(a, self.inputs) for a in args):
             return Affine({}, expr, opaque=True)
-        return Unknown(f"`{e.op}` of a state-dependent value is not analyzed", expr)
+        d = OPS.get(e.op)
+        spelled = d.spelling if d is not None and d.infix else e.op  # `>`, not `gt`
+        why = lipschitz_fact(e.op).why
+        return Unknown(f"`{spelled}` of a state-dependent value is not analyzed"
+                       + (f" ({why})" if why else ""), expr)
 
     def _sym(self, e: Sym, line: int):
         if e.name in self.env and e.role in ("state", "temp"):
@@ -355,6 +361,14 @@ class Analyzer:
         if fact.const == 1:
             return Bounded(row_of(args[0]), expr)
         return self._bound_scale(args[0], Const(float(fact.const)), expr)
+
+    def _linear(self, e, a, expr):
+        """A fixed linear operator (diff, grad2d, their adjoints): an abstract factor K of the
+        blocks, so K and K^T pair up in the theorems; its norm bound scales a bound."""
+        if isinstance(a, Affine):
+            f = linop_factor(e.op, e.type, e.args[0].type)
+            return Affine({k: lin.lmul(f) for k, lin in a.blocks.items()}, expr, a.opaque)
+        return self._bound_scale(a, Const(float(lipschitz_fact(e.op).const)), expr)
 
     def _minmax(self, e, args, expr, line):
         a, b = args

@@ -22,7 +22,15 @@ from pathlib import Path
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.codegen.text import docstring
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
-from unfoldc.convergence.linear import ONE, Lin, mono_transpose
+from unfoldc.convergence.linear import (
+    LINOP,
+    ONE,
+    Lin,
+    has_linop,
+    linop_norm,
+    mono_psd,
+    mono_transpose,
+)
 from unfoldc.convergence.quantity import (
     QBlock,
     QEig,
@@ -36,7 +44,7 @@ from unfoldc.convergence.quantity import (
     q_symbols,
 )
 from unfoldc.ir.expr import Op, Sym, symbols
-from unfoldc.ir.types import SCALAR
+from unfoldc.ir.types import SCALAR, dim_names
 
 METHOD = "convergence_report"
 
@@ -74,7 +82,11 @@ class ConvergenceEmitter:
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
     def _evaluable(self, c: Condition) -> bool:
-        ok_roles = {"given", "param", "let", "train", "const", "net", "layer"}
+        ok_roles = {"given", "param", "let", "train", "const", "net", "layer", LINOP}
+        sizes = {d for lin in _lins(c) if _prints_eye(lin) for d in dim_names(lin.dim)}
+        for s in sorted(sizes - self.dims_known):
+            self._skip(c, f"its size `{s}` is only known from the inputs")
+            return False
         for s in _reads(c):
             if s.role == "dim" and s.name not in self.dims_known:
                 self._skip(c, f"its size `{s.name}` is only known from the inputs")
@@ -177,7 +189,11 @@ class ConvergenceEmitter:
             _assign(w, name, code)
         for i, (c, (lhs, rhs)) in enumerate(zip(self.conditions, body)):
             lhs = self._premised(w, c, lhs)
-            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}))")
+            # A side computed from a bound (an abstract operator's norm constant, the triangle
+            # inequality) proves the condition when it holds, nothing when it fails.
+            bounded = ", refutes=False" if _reads_linop(c) else ""
+            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}"
+              f"{bounded}))")
         for c in self.spectral[:1]:
             c0, c1, lams = self.spectral_args[c.key]
             w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
@@ -283,7 +299,7 @@ class ConvergenceEmitter:
         dims = {s.name for s in reads if s.role == "dim"}
         dims |= {d for s in reads if s.role in ("given", "train") for d in s.type.dims}
         dims |= {d for c in self.conditions for lin in _lins(c) for d in [lin.dim]}
-        self.em._bind_dims(w, {d for d in dims if isinstance(d, str)} & self.dims_known,
+        self.em._bind_dims(w, {n for d in dims for n in dim_names(d)} & self.dims_known,
                            ("given",), "self.")
         for a in reversed(lets):
             w(f"{self.em.n(a.target)} = {self.em.setup_value(pr, a.value)}")
@@ -384,6 +400,8 @@ class ConvergenceEmitter:
             for _, c in lin.terms:
                 total = c if total is None else Op("add", (total, c), SCALAR)
             return f"abs({pr(total)})"
+        if any(has_linop(m) for m, _ in lin.terms):
+            return self._linop_bound(lin, pr)
         parts = dict(lin.terms)
         mono = [m for m in parts if m != ()]
         if len(mono) == 1 and mono[0] == mono_transpose(mono[0]):
@@ -405,11 +423,10 @@ class ConvergenceEmitter:
         reads = {s.name for m, c in lin.terms for e in (c, *m) for s in symbols(e)}
         # schedule states and the layer index are evaluated layer by layer, never stacked
         batchable = not reads & (set(self.an.layer.schedule) | {"layer"})
-        if not plain or not batchable or n_in is None or (isinstance(n_in, str)
-                                                          and n_in not in self.dims_known):
+        if not plain or not batchable or n_in is None or not dim_names(n_in) <= self.dims_known:
             return f"{r}.opnorm({pr(lin.expr())})"
         # matrix-free, every layer at once: products of the factors are never formed
-        size = n_in if isinstance(n_in, int) else self.em.n(n_in)
+        size = n_in if isinstance(n_in, int) else self.em._dim_name(n_in)
         code = f"{r}.opnorm_terms({self._terms(lin)}, {size}, like)"
         if not reads & self.per_layer:
             return self._named(code, False, hoisted)
@@ -418,8 +435,23 @@ class ConvergenceEmitter:
             self.stacked[code] = self.em.ns.fresh(f"q{n}")
         return f"{self.stacked[code]}[k]"
 
+    def _linop_bound(self, lin: Lin, pr) -> str:
+        """sum_k |c_k| prod_j ||F_kj||: the triangle inequality and submultiplicativity, with the
+        table's norm bound for an abstract operator (diff, grad2d) and opnorm for a matrix."""
+        terms = []
+        for m, c in lin.terms:
+            norms = [format_number(linop_norm(f)) if linop_norm(f) is not None
+                     else f"{self.r}.opnorm({pr(f)})" for f in m]
+            terms.append(" * ".join([f"abs({pr(c)})", *norms]))
+        return "(" + " + ".join(terms) + ")" if terms else "0.0"
+
     def _range_code(self, lin: Lin, pr) -> str:
         """The eigenvalue range of a symmetric operator; B.T @ B from B alone (matrix-free)."""
+        if any(has_linop(m) for m, _ in lin.terms):
+            # an interval that contains the spectrum: [0, bound] for K^T K (PSD), else +-bound
+            bound = self._linop_bound(lin, pr)
+            psd = len(lin.terms) == 1 and lin.terms[0][1] == ONE and mono_psd(lin.terms[0][0])
+            return f"({'0.0' if psd else f'-{bound}'}, {bound})"
         if len(lin.terms) == 1 and lin.terms[0][1] == ONE:
             m = lin.terms[0][0]
             if len(m) == 2 and isinstance(m[1], Sym) and m[0] == mono_transpose(m[1:])[0]:
@@ -607,6 +639,13 @@ def _reads(c: Condition) -> set[Sym]:
     return q_symbols(c.lhs) | q_symbols(c.rhs)
 
 
+def _prints_eye(lin: Lin) -> bool:
+    """Whether evaluating the operator builds its identity `eye(dim)` (an identity term beside
+    matrix terms; identity-only operators and bounds of abstract operators never do)."""
+    monos = [m for m, _ in lin.terms]
+    return () in monos and any(monos) and not any(has_linop(m) for m in monos)
+
+
 def _lins(c: Condition):
     out = []
 
@@ -632,5 +671,11 @@ def _doc_line(w, text: str) -> None:
     for line in lines:
         w(f"    {line}")
 
+
+
+def _reads_linop(c: Condition) -> bool:
+    """Whether a side of `c` reads an abstract linear operator (diff, grad2d): its norm is the
+    table's bound, not the value."""
+    return any(s.role == LINOP for q in (c.lhs, c.rhs) for s in q_symbols(q))
 
 __all__ = ["ConvergenceEmitter", "METHOD", "format_number"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sympy
 
 from unfoldc import ops
-from unfoldc.ir.expr import Const, Expr, Op, Sym
+from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value
 from unfoldc.ir.pretty import pretty
 from unfoldc.ir.types import SCALAR, Type, matrix
 
@@ -249,8 +249,36 @@ def mono_expr(m: Monomial, dim) -> Expr:
 
 
 def eye(dim) -> Expr:
-    arg = Const(float(dim)) if isinstance(dim, int) else Sym(dim, SCALAR, "dim")
-    return Op("eye", (arg,), matrix(dim, dim))
+    return Op("eye", (dim_value(dim),), matrix(dim, dim))
+
+
+# ---- abstract linear operators (diff, grad2d): factors known by their norm --------------------
+LINOP = "linop"  # the role of a factor that stands for a fixed operator of the table
+
+
+def linop_factor(op: str, out_type, in_type) -> Expr:
+    """The factor of the table's linear operator `op` (its `Lipschitz` fact of kind "linear")
+    applied to a value of `in_type`, giving `out_type`: `K`, or `sign K^T` for an adjoint."""
+    fact = ops.OPS[op].lipschitz
+    rows_out, rows_in = out_type.dims[0], in_type.dims[0]
+    if not fact.adjoint:
+        return Sym(fact.factor, matrix(rows_out, rows_in), LINOP)
+    k = transpose(Sym(fact.factor, matrix(rows_in, rows_out), LINOP))
+    return k if fact.sign > 0 else Op("neg", (k,), k.type)
+
+
+def linop_norm(f: Expr) -> float | None:
+    """||f|| bound for an abstract operator factor (or its transpose); None for a matrix."""
+    if isinstance(f, Op) and f.op == "transpose":
+        f = f.args[0]
+    if isinstance(f, Sym) and f.role == LINOP:
+        return float(ops.OPS[f.name].lipschitz.const)
+    return None
+
+
+def has_linop(m: Monomial) -> bool:
+    """Whether the product has an abstract operator factor (it has no matrix to evaluate)."""
+    return any(linop_norm(f) is not None for f in m)
 
 
 # ---- the operators -----------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from unfoldc.convergence.linear import (
     Lin,
     c_add,
     c_neg,
+    has_linop,
     is_zero,
     lin_of_matrix,
     mono_psd,
@@ -387,8 +388,8 @@ def linear(nf: NormalForm, inputs: set[str]) -> Match | None:
                 if mono == ():
                     c0 = c_add(c0, c)
                     continue
-                if mono != mono_transpose(mono) or not mono_psd(mono):
-                    return None
+                if mono != mono_transpose(mono) or not mono_psd(mono) or has_linop(mono):
+                    return None  # an abstract operator has no eigenvalues to evaluate
                 if gram is None:
                     gram = mono
                 elif mono != gram:

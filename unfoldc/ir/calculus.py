@@ -17,7 +17,8 @@ import sympy
 
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.retype import retype
-from unfoldc.ir.types import SCALAR, Type
+from unfoldc.ir.types import SCALAR, DimSum, Type
+from unfoldc.ops import adjoint_of
 
 
 class Unsupported(Exception):
@@ -31,6 +32,8 @@ class Gradient:
 
 
 def _dim(d):
+    if isinstance(d, DimSum):
+        return d.scale * _dim(d.name) + d.offset
     return sympy.Integer(d) if isinstance(d, int) else sympy.Symbol(d, integer=True, positive=True)
 
 
@@ -225,6 +228,10 @@ def _vjp(e: Expr, adj: Expr, v: Sym) -> Expr | None:
             return _vjp(a[0], times(times(_c(2), adj), a[0]), v)
         case "dot":
             return _plus(_vjp(a[0], times(adj, a[1]), v), _vjp(a[1], times(adj, a[0]), v))
+        case op if adjoint_of(op) is not None:  # a fixed linear map: back through its adjoint
+            name, sign = adjoint_of(op)
+            back = retype(Op(name, (adj,), SCALAR))
+            return _vjp(a[0], back if sign > 0 else retype(Op("neg", (back,), SCALAR)), v)
     raise Unsupported(e.op)
 
 
@@ -265,5 +272,8 @@ def gradient(f: Expr, v: Sym) -> Gradient:
                 fallback.append(term if sign > 0 else Op("neg", (term,), term.type))
                 continue
         g = g if sign > 0 else retype(Op("neg", (g,), g.type))
-        derived = g if derived is None else retype(Op("add", (derived, g), g.type))
+        if derived is not None and isinstance(g, Op) and g.op == "neg":  # a - b, not a + -b
+            derived = retype(Op("sub", (derived, g.args[0]), g.type))
+        else:
+            derived = g if derived is None else retype(Op("add", (derived, g), g.type))
     return Gradient(derived, tuple(fallback))

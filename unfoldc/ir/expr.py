@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from unfoldc.ir.types import SCALAR, Type
+from unfoldc.ir.types import SCALAR, DimSum, Type
 
 # Roles a symbol can have. `temp` is a temporary of the layer body, `hoisted` a loop-invariant
 # value computed before the loop, `dim` a dimension used as a number (e.g. `eye(n)`).
@@ -43,6 +43,20 @@ class Op:
 
 
 Expr = Sym | Const | Op
+
+
+def dim_value(d) -> Expr:
+    """A dimension as a scalar expression, e.g. the argument of `eye`: `n`, `3`, `n - 1`."""
+    if isinstance(d, int):
+        return Const(float(d))
+    if not isinstance(d, DimSum):
+        return Sym(d, SCALAR, "dim")
+    e: Expr = Sym(d.name, SCALAR, "dim")
+    if d.scale != 1:
+        e = Op("mul", (Const(float(d.scale)), e), SCALAR)
+    if d.offset:
+        e = Op("add" if d.offset > 0 else "sub", (e, Const(float(abs(d.offset)))), SCALAR)
+    return e
 
 
 def children(e: Expr) -> tuple[Expr, ...]:

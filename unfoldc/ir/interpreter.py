@@ -19,6 +19,7 @@ import torch
 
 from unfoldc.ir.expr import Const, Expr, Op, Sym, walk
 from unfoldc.ir.program import Program
+from unfoldc.ir.types import DimSum
 from unfoldc.ops import OPS, semantics_fn
 
 Env = dict[str, object]
@@ -51,6 +52,8 @@ class Interpreter:
         return {"layer": torch.tensor(float(k), dtype=self.dtype)}
 
     def size(self, d) -> int:
+        if isinstance(d, DimSum):
+            return d.size(self.dims.__getitem__)
         return d if isinstance(d, int) else self.dims[d]
 
     def eval(self, e: Expr, env: Env) -> torch.Tensor:

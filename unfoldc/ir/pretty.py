@@ -21,6 +21,10 @@ def _p(e: Expr) -> tuple[str, int]:
         a = a if pa >= prec else f"({a})"
         b = b if pb > prec else f"({b})"
         return f"{a} {ops.OPS[e.op].spelling} {b}", prec
+    if ops.OPS[e.op].boolean:  # a comparison binds loosest and does not chain
+        (a, pa), (b, pb) = _p(args[0]), _p(args[1])
+        sym = ops.OPS[e.op].spelling
+        return f"{a if pa >= 1 else f'({a})'} {sym} {b if pb >= 1 else f'({b})'}", 0
     if e.op == "neg":
         a, pa = _p(args[0])
         return "-" + (a if pa >= 3 else f"({a})"), 3

@@ -3,14 +3,24 @@
 g (a function of its parameter p) is split into additive terms `coef * atom(p)`, with `coef`
 free of p. Supported, with scalar multiples (a = c * coef > 0):
     norm1(p), norm1(w * p) (w >= 0 elementwise)   ->  soft(v, a), soft(v, a * w)
-    sqnorm(p)                                      ->  v / (1 + 2 a)
     norm2(p)                                       ->  block_soft(v, a)
     nucnorm(P)                                     ->  svt(V, a)
     ind_box(p, lo, hi), ind_nonneg, ind_simplex,
     ind_l2ball(p, r)                               ->  the projection onto the set
-and these separable sums: `h + b sqnorm(p)` -> prox_{a h / (1 + 2b)}(v / (1 + 2b)), and an
-elementwise h (norm1, sqnorm) plus a box or nonnegativity indicator -> the projection of
-prox_h(v) (exact because both are separable into one-dimensional convex problems).
+    quadratics sum_i b_i sqnorm(p - y_i)           ->  (v + 2 c sum_i b_i y_i) / (1 + 2 c B),
+        B = sum_i b_i (so 0.5 * sqnorm(p - y) gives (v + c y) / (1 + c))
+    least squares b sqnorm(A @ p - y), plus such
+    quadratics                                     ->  solve((1 + 2 c B) I + 2 c b A^T A,
+                                                             v + 2 c (sum_i b_i y_i + b A^T y))
+                                                        (0.5 * sqnorm(A @ p - y) gives
+                                                         solve(I + c A^T A, v + c A^T y))
+and these sums and translations:
+    h + sum_i b_i sqnorm(p - y_i)   ->  prox_{c h / (1 + 2 c B)}((v + 2 c sum_i b_i y_i) /
+                                        (1 + 2 c B)) (completing the square);
+    h(p - d), every atom of h read at the same translation p - d (or p + e, d = -e)
+                                                      ->  d + prox_{c h}(v - d);
+    an elementwise h (norm1, sqnorm) plus a box or nonnegativity indicator -> the projection of
+    prox_h(v) (exact because both are separable into one-dimensional convex problems).
 
 Which functions are atoms and which operator their prox is are facts of their entries in
 `unfoldc/ops.py` (`OpDef.prox`); this module only splits g into atoms and combines them.
@@ -18,14 +28,19 @@ Which functions are atoms and which operator their prox is are facts of their en
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unfoldc.ir.calculus import additive_terms, times
-from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
+from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value, substitute, symbols, walk
 from unfoldc.ir.retype import retype
+from unfoldc.ir.types import matrix
 from unfoldc.ops import OPS
 
 SUPPORTED = ("norm1(p)", "norm1(w * p)", "sqnorm(p)", "norm2(p)", "nucnorm(P)",
              "ind_box(p, lo, hi)", "ind_nonneg(p)", "ind_simplex(p)", "ind_l2ball(p, r)",
-             "sums: h + b * sqnorm(p); norm1 or sqnorm + ind_box / ind_nonneg")
+             "quadratics b * sqnorm(p - y) and b * sqnorm(A @ p - y)",
+             "translations h(p - d) of these", "sums: h + b * sqnorm(p - y); "
+             "norm1 or sqnorm + ind_box / ind_nonneg")
 # The prox atoms and what their prox is are facts of the operator table (`OpDef.prox`).
 _ATOMS = {name: d.prox for name, d in OPS.items() if d.prox is not None}
 # Separable atoms: functions (scaled) and sets (indicators) combine exactly.
@@ -73,8 +88,8 @@ def _weight(atom: Op, p: Sym) -> Expr | None:
         for w, q in ((a, b), (b, a)):
             if q == p and p not in symbols(w):
                 return w
-    raise ProxError(f"`{atom.op}` must be applied to the parameter itself, found "
-                    f"`{_describe(arg)}`")
+    raise ProxError(f"`{atom.op}` must be applied to the parameter itself or to a translation "
+                    f"`p - d` of it, found `{_describe(arg)}`")
 
 
 def _single(atom: Op, a: Expr, v: Expr, p: Sym) -> Expr:
@@ -83,10 +98,47 @@ def _single(atom: Op, a: Expr, v: Expr, p: Sym) -> Expr:
     if rule is None:
         raise ProxError(f"no proximal map for `{atom.op}`")
     w = _weight(atom, p)
-    if rule.op is None:  # sqnorm: argmin_x a ||x||^2 + ||x - v||^2 / 2
-        return _op("div", v, _op("add", Const(1.0), times(Const(2.0), a)))
+    if rule.op is None:  # sqnorm's own closed form is taken before (`_with_quadratics`)
+        raise ProxError(f"`{atom.op}` must be applied to the parameter itself")
     scale = (a if w is None else times(a, w),) if rule.scaled else ()
     return _op(rule.op, v, *scale, *atom.args[1:])
+
+
+@dataclass(frozen=True)
+class _Quad:
+    """`coef * sqnorm(A @ p - y)`: A None is the identity, y None is zero."""
+
+    coef: Expr
+    a: Expr | None
+    y: Expr | None
+
+
+def _affine(arg: Expr, p: Sym) -> tuple[Expr | None, Expr | None] | None:
+    """(A, y) with arg = +-(A @ p - y) (sqnorm is even), A None for p itself, y None for 0;
+    None when arg is not of that form with A and y free of p."""
+    if arg == p:
+        return None, None
+    if isinstance(arg, Op) and arg.op == "matmul" and arg.args[1] == p \
+            and p not in symbols(arg.args[0]) and arg.args[0].type.kind == "matrix":
+        return arg.args[0], None
+    if isinstance(arg, Op) and arg.op in ("add", "sub"):
+        lhs, rhs = arg.args
+        for inner, off in ((lhs, rhs), (rhs, lhs)):
+            if p in symbols(off):
+                continue
+            got = _affine(inner, p)
+            if got is None or got[1] is not None:
+                continue
+            # A p + off = A p - (-off); A p - off and off - A p = -(A p - off) share y = off
+            return got[0], _op("neg", off) if arg.op == "add" else off
+    return None
+
+
+def _as_quad(coef: Expr, atom: Op, p: Sym) -> _Quad | None:
+    if atom.op != "sqnorm":
+        return None
+    got = _affine(atom.args[0], p)
+    return _Quad(coef, *got) if got is not None else None
 
 
 def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
@@ -96,18 +148,83 @@ def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
         raise ProxError("a term enters with a minus sign: g must be a sum of convex terms")
     if not parts:
         return v
-    quad = [(coef, atom) for _, coef, atom in parts if atom.op == "sqnorm" and atom.args[0] == p]
-    rest = [(coef, atom) for _, coef, atom in parts if (coef, atom) not in quad]
-    if quad and rest:  # h + b sqnorm(p): scale the point and the weight by 1 / (1 + 2 c b)
-        b = quad[0][0] if len(quad) == 1 else None
-        if b is None:
-            raise ProxError("more than one sqnorm term")
-        scale = _op("add", Const(1.0), times(Const(2.0), times(c, b)))
-        return resolve_prox(_op("div", c, scale), _rebuild(rest), p, _op("div", v, scale))
+    quads = [q for q in (_as_quad(coef, atom, p) for _, coef, atom in parts) if q is not None]
+    rest = [(coef, atom) for _, coef, atom in parts if _as_quad(coef, atom, p) is None]
+    if quads:
+        return _with_quadratics(c, quads, rest, p, v)
+    found = _translation(g_body, p)
+    if found is not None:  # prox of h(p - d) at v is d + prox_h(v - d)
+        shift, nodes = found
+        inner = substitute(g_body, nodes)
+        return _op("add", shift, resolve_prox(c, inner, p, _op("sub", v, shift)))
     if len(parts) == 1:
         _, coef, atom = parts[0]
         return _single(atom, times(c, coef), v, p)
     return _separable_with_set(parts, c, v, p)
+
+
+def _with_quadratics(c: Expr, quads: list[_Quad], rest, p: Sym, v: Expr) -> Expr:
+    """Complete the square: sum_i b_i ||p - y_i||^2 = B ||p||^2 - 2 <p, sum_i b_i y_i> + const,
+    so the quadratics rescale the point and the weight; a least-squares term makes it a solve."""
+    plain = [q for q in quads if q.a is None]
+    ls = [q for q in quads if q.a is not None]
+    if len(ls) > 1:
+        raise ProxError("more than one least-squares term `sqnorm(A @ p - y)`")
+    if ls and rest:
+        names = ", ".join(f"`{a.op}`" for _, a in rest)
+        raise ProxError(f"no closed form for a least-squares term `sqnorm(A @ p - y)` plus "
+                        f"{names}; split g and take the prox of each part in turn (e.g. "
+                        f"Douglas-Rachford)")
+    # 2 c b_i with the numbers folded first, so 0.5 * sqnorm(p - y) reads (v + c * y) / (1 + c)
+    big_b = _sum([times(Const(2.0), q.coef) for q in plain])
+    pull = _sum([times(times(Const(2.0), q.coef), q.y) for q in plain if q.y is not None])
+    scale = _op("add", Const(1.0), times(c, big_b)) if big_b is not None else Const(1.0)
+    rhs = v if pull is None else _op("add", v, times(c, pull))
+    if ls:
+        (q,) = ls
+        if q.y is not None and q.y.type.kind == "scalar":
+            raise ProxError("the offset of a least-squares term `sqnorm(A @ p - y)` must be a "
+                            "vector or matrix, found a scalar")
+        k = times(c, times(Const(2.0), q.coef))
+        at = q.a.type
+        gram = _op("matmul", _op("transpose", q.a), q.a)
+        eye = Op("eye", (dim_value(at.dims[1]),), matrix(at.dims[1], at.dims[1]))
+        system = _op("add", eye if scale == Const(1.0) else times(scale, eye), times(k, gram))
+        if q.y is not None:
+            rhs = _op("add", rhs, times(k, _op("matmul", _op("transpose", q.a), q.y)))
+        return _op("solve", system, rhs)
+    point = rhs if scale == Const(1.0) else _op("div", rhs, scale)
+    if not rest:
+        return point
+    return resolve_prox(_op("div", c, scale) if scale != Const(1.0) else c, _rebuild(rest), p,
+                        point)
+
+
+def _sum(xs: list[Expr]) -> Expr | None:
+    out = None
+    for x in xs:
+        out = x if out is None else _op("add", out, x)
+    return out
+
+
+def _translation(body: Expr, p: Sym) -> tuple[Expr, dict[Expr, Expr]] | None:
+    """(d, {each `p - d`, `p + e`, `e + p` node: p}) when p occurs in `body` only translated by
+    one d free of p (d = -e for a sum); None otherwise."""
+    found: dict[Expr, Expr] = {}  # node -> its shift
+    for n in walk(body):
+        if not isinstance(n, Op) or n.op not in ("add", "sub"):
+            continue
+        a, b = n.args
+        if a == p and p not in symbols(b):
+            found[n] = b if n.op == "sub" else _op("neg", b)
+        elif n.op == "add" and b == p and p not in symbols(a):
+            found[n] = _op("neg", a)
+    if len(set(found.values())) != 1:
+        return None
+    nodes = dict.fromkeys(found, p)
+    if p in symbols(substitute(body, dict.fromkeys(found, Const(0.0)))):
+        return None  # p also occurs untranslated
+    return next(iter(found.values())), nodes
 
 
 def _rebuild(terms) -> Expr:

@@ -9,7 +9,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-Dim = str | int
+
+@dataclass(frozen=True)
+class DimSum:
+    """A dimension computed from a declared one, `scale * name + offset`: `n - 1` (the length
+    of `diff(v)` for v a vector[n]), `2 * m` (`grad2d` stacks two m x n images). Rigid like
+    the name it is built on; made by `dim_affine`, which keeps plain names and integers plain."""
+
+    name: str
+    offset: int = 0
+    scale: int = 1
+
+    def __str__(self) -> str:
+        text = self.name if self.scale == 1 else f"{self.scale} * {self.name}"
+        if self.offset:
+            text += f" {'+' if self.offset > 0 else '-'} {abs(self.offset)}"
+        return text
+
+    def size(self, sizes) -> int:
+        """The value, given `sizes(name)` of the name it is built on."""
+        return self.scale * sizes(self.name) + self.offset
+
+
+Dim = str | int | DimSum
+
+
+def dim_affine(d: Dim, scale: int = 1, offset: int = 0) -> Dim | None:
+    """`scale * d + offset`, as an int, a name or a `DimSum`; None when `d` is fresh (`?k`, not
+    known yet) or the result is not a positive size."""
+    if isinstance(d, int):
+        out = scale * d + offset
+        return out if out > 0 else None
+    if isinstance(d, DimSum):
+        scale, offset = scale * d.scale, scale * d.offset + offset
+        d = d.name
+    if is_fresh(d):
+        return None
+    return d if (scale, offset) == (1, 0) else DimSum(d, offset, scale)
+
+
+def dim_names(d: Dim) -> set[str]:
+    """The declared dimension names `d` is built on."""
+    if isinstance(d, DimSum):
+        return {d.name}
+    return {d} if isinstance(d, str) and not is_fresh(d) else set()
 
 
 @dataclass(frozen=True)

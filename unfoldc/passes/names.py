@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from unfoldc.ir.expr import Expr, Op, Sym
 from unfoldc.ir.program import Program
 
@@ -35,7 +37,7 @@ class NameGen:
 def _describe(e: Expr) -> str:
     """`A.T @ B` -> `AtB`, `A @ B` -> `AB` for symbols A, B; '' otherwise."""
     if isinstance(e, Op) and e.op == "eye":
-        return f"I_{e.type.dims[0]}"
+        return "I_" + re.sub(r"\W+", "_", str(e.type.dims[0]))  # `n - 1` -> I_n_1
     if not (isinstance(e, Op) and e.op == "matmul"):
         return ""
     a, b = e.args

@@ -265,10 +265,11 @@ class ConvergenceReport:
         return torch.empty(())
 
     @staticmethod
-    def check(lhs, op, rhs, eps):
+    def check(lhs, op, rhs, eps, refutes=True):
         """(lhs, rhs, holds) at the worst entry. Within 64 eps (relative) of the bound, rounding
         decides nothing: a non-strict comparison holds there, a strict one is None (neither
-        proved nor refuted)."""
+        proved nor refuted). `refutes=False`: a side is a bound (a norm bounded by the triangle
+        inequality or a table's constant), so a failure proves nothing either (None)."""
         # float64 from the start: torch.as_tensor(a Python float) would round it to float32
         lhs = torch.as_tensor(lhs, dtype=torch.float64).detach().cpu().reshape(-1)
         rhs = torch.as_tensor(rhs, dtype=torch.float64).detach().cpu().reshape(-1)
@@ -287,7 +288,7 @@ class ConvergenceReport:
         if op in ("<", ">") and abs(float(margin[i])) <= edge:
             return float(lhs[i]), float(rhs[i]), None
         holds = float(margin[i]) > 0 if op in ("<", ">") else float(margin[i]) >= -slack
-        return float(lhs[i]), float(rhs[i]), bool(holds)
+        return float(lhs[i]), float(rhs[i]), bool(holds) if holds or refutes else None
 
     @staticmethod
     def premised(value, premises):

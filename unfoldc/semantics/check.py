@@ -15,7 +15,7 @@ from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
 from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
 from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
 from unfoldc.ir.program import Condition as IRCondition
-from unfoldc.ir.types import SCALAR, DimTable, Type, is_fresh
+from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_names, is_fresh
 from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
@@ -85,7 +85,7 @@ class Checker:
     def _collect_dims(self) -> None:
         for decl in self.spec.decls:
             if decl.type is not None:
-                self.dim_names |= {d.value for d in decl.type.dims if isinstance(d.value, str)}
+                self.dim_names |= {n for d in decl.type.dims for n in dim_names(d.value)}
         for net in self.spec.nets:
             self.dim_names |= {d.value for d in net.inputs + net.outputs
                                if isinstance(d.value, str)}
@@ -267,7 +267,9 @@ class Checker:
                     self.error("E0306", f"conditions compare scalars, found a {side.type}",
                                node.span, f"a {side.type}",
                                help="compare a norm or an entry, e.g. `opnorm(W) < 1`")
-            text = self.source.line_text(c.span.line)[c.span.col - 1:].split("#")[0].strip()
+            # the condition as written, without its keyword (the report prints the kind)
+            line = self.source.line_text(c.span.line)[c.span.col - 1:].split("#")[0]
+            text = line.strip().removeprefix(c.kind).strip()
             found.append(IRCondition(c.kind, c.op, resolve(lhs), resolve(rhs), c.span.line,
                                      text))
         return tuple(found)
@@ -283,7 +285,12 @@ class Checker:
         for out in self.spec.outputs:
             for n in out.names:
                 sym = self.symbols.get(n.id)
-                if sym is None:
+                if sym is None and n.id in self.body_temps:
+                    self.error("E0306", f"`{n.id}` is a temporary of the layer body; outputs "
+                               "are states or lets", n.span, "a temporary",
+                               help=f"to output it, declare `state {n.id} : TYPE = INIT` and "
+                               f"update it with `{n.id} <- ...` instead of `{n.id} = ...`")
+                elif sym is None:
                     self._unknown(n.id, n.span, "output")
                 elif sym.role not in ("state", "let"):
                     self.error("E0306", f"`{n.id}` is {_a(sym.role)}; outputs are states or "
@@ -339,7 +346,9 @@ class Checker:
         built = {d for s in self.symbols.values() if s.role == "given" for d in s.type.dims}
         for s in self.symbols.values():
             dims = s.net.inputs + s.net.outputs if s.net else s.type.dims
-            for d in dict.fromkeys(dims):  # once per name: `mlp[n -> n]` has `n` twice
+            # once per name: `mlp[n -> n]` has `n` twice; `n - 1` needs `n` set
+            dims = [d.name if isinstance(d, DimSum) else d for d in dims]
+            for d in dict.fromkeys(dims):
                 if isinstance(d, str) and d not in bound and not is_fresh(d):
                     self.error("E0307", f"dimension `{d}` of `{s.name}` is never set",
                                s.span, f"`{d}` unknown", help=f"`{d}` must appear in the type "
@@ -367,6 +376,12 @@ class Checker:
                 return self._index(e, ctx)
             case nodes.BinOp():
                 args = [self.expr(e.lhs, ctx), self.expr(e.rhs, ctx)]
+                if e.op not in ops.BINARY:  # `==`: floats are rarely exactly equal
+                    self.error("E0304", f"`{e.op}` compares only in `require` and `assume`",
+                               e.op_span, "not an operator of expressions",
+                               help="a mask is written with `<`, `<=`, `>` or `>=`, e.g. "
+                               "`abs(a - b) <= tol`")
+                    return None
                 return self._apply(ops.BINARY[e.op], args, e, [e.lhs, e.rhs])
             case nodes.Call():
                 return self._call(e, ctx)
@@ -411,6 +426,8 @@ class Checker:
             return self._apply("eye", [], e, [])
         if e.id == LAYER:
             return self._layer_index(e, ctx)
+        if e.id in ops.CONSTANTS:
+            return Const(ops.CONSTANTS[e.id])
         if ctx == "body" and e.id in self.body_temps:
             return self.body_temps[e.id]
         sym = self.symbols.get(e.id)
@@ -683,6 +700,8 @@ def _reserved(name: str) -> str:
         return "a built-in operator"
     if name == LAYER:
         return "the layer index"
+    if name in ops.CONSTANTS:
+        return "a built-in constant"
     return ""
 
 

@@ -243,11 +243,31 @@ def missing_operator(c: Context) -> Diagnostic | None:
                   "`NAME <-` or `NAME =`")
 
 
+def chained_comparison(c: Context) -> Diagnostic | None:
+    """`0 < s < 1`: comparisons do not chain (each is a 0/1 mask)."""
+    if c.token.type != "COMPARE":
+        return None
+    line = c.last_line().replace("<-", "")
+    m = re.search(r"([^<>=]*?)\s*(<=|>=|<|>|==)\s*([^<>=]*)$", line)
+    if m is None or not m.group(3).strip():
+        return None
+    first = (m.group(1).rsplit("(", 1)[-1].split() or ["a"])[-1]
+    middle = m.group(3).strip().rsplit("(", 1)[-1].strip() or "b"
+    keyword = line.split()[0] if line.split()[0] in ("require", "assume") else ""
+    if keyword:
+        return _error("E0102", "comparisons do not chain", c.span, "a second comparison",
+                      f"state each on its own line: `{keyword} {first} {m.group(2)} {middle}` "
+                      f"and `{keyword} {middle} {c.token.value} ...`")
+    return _error("E0102", "comparisons do not chain", c.span, "a second comparison",
+                  f"a comparison is a 0/1 mask: multiply two of them, e.g. "
+                  f"`({first} {m.group(2)} {middle}) * ({middle} {c.token.value} ...)`")
+
+
 RULES = (
-    missing_header, python_power, transpose_call, missing_layer_count, missing_type_colon,
-    missing_dim_comma, round_brackets_in_type, missing_sharing, arrow_in_declaration,
-    keyword_as_name, empty_body, statement_outside_body, trailing_comma, indexing,
-    missing_value, missing_operator, juxtaposition,
+    missing_header, python_power, transpose_call, chained_comparison, missing_layer_count,
+    missing_type_colon, missing_dim_comma, round_brackets_in_type, missing_sharing,
+    arrow_in_declaration, keyword_as_name, empty_body, statement_outside_body, trailing_comma,
+    indexing, missing_value, missing_operator, juxtaposition,
 )
 
 
@@ -264,8 +284,9 @@ def curated(context: Context) -> Diagnostic | None:
 _CHAR_HINTS = {
     "'": "strings use double quotes: `\"...\"`",
     "%": "there is no `%` operator",
-    "!": "conditions are written `<=`, `>=`, `<`, `>` or `==` (in `require` and `assume`)",
-    "&": "there are no logical operators in a spec",
+    "!": "comparisons are `<`, `<=`, `>`, `>=` (and `==` in `require`/`assume`); for a mask "
+         "of `a != b` write `abs(a - b) > 0`",
+    "&": "there are no logical operators; multiply masks: `(a > 0) * (b > 0)`",
     "|": "there are no logical operators; write norms as `norm(x)`",
     "{": "only `(` and `)` group expressions; types use `[` and `]`",
     "}": "only `(` and `)` group expressions; types use `[` and `]`",

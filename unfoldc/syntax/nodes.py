@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from unfoldc.ir.types import DimSum
 from unfoldc.source import Span
 
 
@@ -35,9 +36,12 @@ class Call:
     func_span: Span
 
 
+COMPARISONS = ("<", "<=", ">", ">=", "==")  # `==` only in `require` / `assume`
+
+
 @dataclass(frozen=True)
 class BinOp:
-    op: str  # one of + - * / @ ^
+    op: str  # one of + - * / @ ^, or a comparison (COMPARISONS)
     lhs: Expr
     rhs: Expr
     span: Span
@@ -70,9 +74,10 @@ Expr = Number | Name | Call | BinOp | Neg | Transpose | Index
 
 @dataclass(frozen=True)
 class Dim:
-    """A dimension of a declared type: a symbolic name or an integer size."""
+    """A dimension of a declared type: a symbolic name, an integer size, or a size computed
+    from a name (`n - 1`: a `DimSum`)."""
 
-    value: str | int
+    value: str | int | DimSum
     span: Span
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from lark import Token, Transformer, v_args
 
 from unfoldc.diagnostics import Diagnostic, UserError
+from unfoldc.ir.types import dim_affine
 from unfoldc.limits import MAX_INT, MAX_LAYERS
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
@@ -69,6 +70,9 @@ class ToAst(Transformer):
     matmul = _binop("@")
     pow = _binop("^")
 
+    def compare(self, meta, lhs, op, rhs):
+        return nodes.BinOp(str(op), lhs, rhs, _span(meta), _tspan(op))
+
     def neg(self, meta, arg):
         return nodes.Neg(arg, _span(meta))
 
@@ -94,8 +98,28 @@ class ToAst(Transformer):
 
     # ---- types ----------------------------------------------------------------------------------
     def _dim(self, d) -> nodes.Dim:
+        if isinstance(d, nodes.Dim):  # built by dim_minus / dim_plus / dim_times
+            return d
         value = self._int(d, "the size") if d.type == "INT" else str(d)
         return nodes.Dim(value, _tspan(d))
+
+    def dim_minus(self, meta, name, k):
+        return self._dim_sum(meta, name, 1, -self._int(k, "the size"))
+
+    def dim_plus(self, meta, name, k):
+        return self._dim_sum(meta, name, 1, self._int(k, "the size"))
+
+    def dim_times(self, meta, k, name):
+        return self._dim_sum(meta, name, self._int(k, "the size"), 0)
+
+    def _dim_sum(self, meta, name, scale: int, offset: int) -> nodes.Dim:
+        value = dim_affine(str(name), scale, offset) if scale > 0 else None
+        if value is None:
+            raise UserError([Diagnostic(
+                "E0306", "a size must be positive", _span(meta), "not a positive size",
+                help="write `n - 1`, `n + 1` or `2 * n` with `n` a declared dimension")],
+                self.source)
+        return nodes.Dim(value, _span(meta))
 
     def scalar_type(self, meta, _kw):
         return nodes.TypeExpr("scalar", (), _span(meta))
@@ -199,14 +223,20 @@ class ToAst(Transformer):
     def minimize(self, meta, value):
         return nodes.Minimize(value, _span(meta))
 
-    def comparison(self, meta, lhs, op, rhs):
-        return (str(op), lhs, rhs, _span(meta))
+    def _condition(self, kind: str, meta, comp) -> nodes.Condition:
+        """`require`/`assume` state one comparison; anything else is refused here (E0102)."""
+        if not (isinstance(comp, nodes.BinOp) and comp.op in nodes.COMPARISONS):
+            raise UserError([Diagnostic(
+                "E0102", f"`{kind}` needs a comparison", _expr_span(comp), "not a comparison",
+                help=f"write `{kind} LHS <= RHS` (or `<`, `>`, `>=`, `==`), e.g. "
+                f"`{kind} opnorm(W) < 1`")], self.source)
+        return nodes.Condition(kind, comp.op, comp.lhs, comp.rhs, _span(meta))
 
     def require(self, meta, comp):
-        return nodes.Condition("require", comp[0], comp[1], comp[2], _span(meta))
+        return self._condition("require", meta, comp)
 
     def assume(self, meta, comp):
-        return nodes.Condition("assume", comp[0], comp[1], comp[2], _span(meta))
+        return self._condition("assume", meta, comp)
 
     # ---- body -----------------------------------------------------------------------------------
     def update(self, meta, target, value):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from unfoldc.ir.types import is_fresh
+from unfoldc.ir.types import DimSum, is_fresh
 from unfoldc.train.errors import DataError
 
 
@@ -93,6 +93,12 @@ def _unify(dim, size: int, name: str, sizes: dict[str, tuple[int, str]], where: 
         return
     if is_fresh(dim):
         return
+    if isinstance(dim, DimSum):  # `n - 1` of size 5: n = 6
+        base, rest = divmod(size - dim.offset, dim.scale)
+        if rest or base <= 0:
+            raise DataError(f"array `{name}` in {where} has size {size} where the spec declares "
+                            f"{dim}: no size of `{dim.name}` gives it")
+        dim, size = dim.name, base
     known, holder = sizes.setdefault(dim, (size, name))
     if known != size:
         raise DataError(f"array `{name}` in {where} has {dim} = {size}, but `{holder}` has "
