@@ -30,12 +30,21 @@ def published(tmp_path_factory):
     return path, A, W
 
 
-def test_alista_untrained_is_the_reference_network(published):
+@pytest.mark.parametrize("reference_start", [False, True])
+def test_alista_untrained_is_the_reference_network(published, reference_start):
+    """Untrained: ALISTA with the example's geometric thresholds 0.5 * 0.78^k, or, with
+    `theta0` and `decay` overridden, the reference code's network (one threshold for all)."""
     _, A, W = published
     A, W = torch.from_numpy(A), torch.from_numpy(W)
     y = torch.randn(3, M, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    model = unfoldc.load(EXAMPLES / "alista.unf")(A=A, W=W, num_layers=5)
-    want = alista(A, W, y, 5, all_layers=True)
+    ALISTA = unfoldc.load(EXAMPLES / "alista.unf")
+    if reference_start:
+        theta0 = 0.4 / (1.001 * float(torch.linalg.matrix_norm(A, 2)) ** 2)
+        model = ALISTA(A=A, W=W, theta0=theta0, decay=1.0, num_layers=5)
+        want = alista(A, W, y, 5, all_layers=True)  # the reference code's start
+    else:
+        model = ALISTA(A=A, W=W, num_layers=5)
+        want = alista(A, W, y, 5, theta=[0.5 * 0.78**k for k in range(5)], all_layers=True)
     for got, expected in zip(model(y, all_layers=True), want, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
