@@ -246,6 +246,37 @@ def lista_cpss(H, x, num_layers: int, W=None, theta=None, p_step: float = 0.012,
                     lambda v, t, k: soft_ss(v, t, min((k + 1) * p_step, p_max)), all_layers)
 
 
+def alista(A, W, y, num_layers: int, gamma=1.0, theta=None, p_step: float = 0.012,
+           p_max: float = 0.13, all_layers: bool = False):
+    """ALISTA (Liu et al. 2019), as its reference code: `x <- soft_ss(x + gamma_t W^T (y - A x),
+    theta_t, q_t)` with `q_t = min(t * p_step, p_max)` at layer t = 1, 2, ...
+
+    Args:
+        A: the `(m, n)` sensing matrix.
+        W: the `(m, n)` analytic weight.
+        y: the `(B, m)` batch of measurements.
+        num_layers: K.
+        gamma: per-layer step sizes (init 1).
+        theta: per-layer thresholds (init `0.4 / (1.001 ||A||_2^2)`).
+        p_step, p_max: the support-selection schedule.
+        all_layers: return every layer's output instead of the last one.
+
+    Returns:
+        `x : (B, n)`, or the list of it after each layer.
+    """
+    A, W, y = as64(A), as64(W), as64(y)
+    init = 0.4 / (1.001 * float(torch.linalg.matrix_norm(A, 2)) ** 2)
+    gammas = _per_layer(gamma, num_layers, "gamma")
+    thetas = _per_layer(init if theta is None else theta, num_layers, "theta")
+    x = y.new_zeros(y.shape[0], A.shape[1])
+    history = []
+    for k in range(num_layers):
+        x = soft_ss(x + gammas[k] * _mv(W.T, y - _mv(A, x)), thetas[k],
+                    min((k + 1) * p_step, p_max))
+        history.append(x)
+    return _finish(history, all_layers)
+
+
 def fista(H, x, num_layers: int, mu=None, rho=0.1, all_layers: bool = False):
     """FISTA (Beck & Teboulle 2009): ISTA steps taken from an extrapolated point `z`.
 

@@ -162,12 +162,14 @@ def test_bad_schedule_options_are_refused(option, message):
 
 @pytest.mark.parametrize("scheme", ["end-to-end", "layerwise"])
 def test_cosine_schedule_anneals_every_stage_to_zero(task, scheme):
-    """Step s of a stage capped at N runs at lr * multiplier * (1 + cos(pi s / N)) / 2."""
+    """Step s of a stage capped at N runs at lr * multiplier * size * (1 + cos(pi s / N)) / 2
+    (a scalar's size: rates.scales)."""
     seen = []
 
     def record(info):
         seen.append((info.stage_index, info.step, info.stage.max_steps,
-                     [(g["lr"], g["multiplier"]) for g in info.optimizer.param_groups]))
+                     [(g["lr"], g["multiplier"] * g["size"])
+                      for g in info.optimizer.param_groups]))
 
     options = {**OPTIONS, "steps": 4, "scheme": scheme, "lr_schedule": "cosine"}
     train.fit(_model(task), task, callback=record, **options)
@@ -178,7 +180,8 @@ def test_cosine_schedule_anneals_every_stage_to_zero(task, scheme):
         for lr, mult in groups:
             assert lr == pytest.approx(OPTIONS["lr"] * mult * factor, rel=1e-12)
     assert [step for index, step, *_ in seen if index == 0] == [1, 2, 3, 4]
-    assert seen[3][3][0][0] < 0.15 * OPTIONS["lr"]  # the last step of a stage is near 0
+    last_lr, scale = seen[3][3][0]
+    assert last_lr < 0.15 * OPTIONS["lr"] * scale  # the last step of a stage is near 0
 
 
 def test_unknown_option_is_named(task):

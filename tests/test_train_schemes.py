@@ -9,6 +9,7 @@ from train_standin import LearnedISTA, SharedStepISTA
 from unfoldc import train
 from unfoldc.train.criterion import Criterion
 from unfoldc.train.losses import NMSE
+from unfoldc.train.rates import scales
 from unfoldc.train.schemes import build_stages
 
 LR = 1e-2
@@ -30,8 +31,12 @@ def _trace(model, task, **options):
 
     def callback(info):
         params = {n: p.detach().clone() for n, p in info.model.named_parameters()}
-        groups = [(g["lr"], [_name(info.model, p) for p in g["params"]])
-                  for g in info.optimizer.param_groups]
+        # Adam groups per multiplier, with the rate before a scalar's size (rates.scales).
+        merged = {}
+        for g in info.optimizer.param_groups:
+            rate, names = merged.setdefault(g["multiplier"], (g["lr"] / g["size"], []))
+            names.extend(_name(info.model, p) for p in g["params"])
+        groups = [(rate, sorted(names)) for rate, names in merged.values()]
         records.append((info.stage, info.step, params, groups))
 
     options = {"steps": 2, "lr": LR, "batch": 8, "eval_every": 1, "classical_layers": 0,
@@ -90,12 +95,14 @@ def test_layerwise_lr_multipliers_are_decay_powers_times_stage_factor(task):
 
 def test_layerwise_multiplier_really_scales_adams_step(task):
     """Adam's first step moves each scalar by its group's lr (the multiplier is not cancelled)."""
-    previous, records = _trace(_model(task), task, scheme="layerwise", steps=1)
+    model = _model(task)
+    sizes = scales(model)
+    previous, records = _trace(model, task, scheme="layerwise", steps=1)
     for stage, _, params, groups in records:
         for lr, names in groups:
             for name in names:
                 step = abs(float(params[name] - previous[name]))
-                assert step == pytest.approx(lr, rel=1e-3), (stage.name, name)
+                assert step == pytest.approx(lr * sizes[name], rel=1e-3), (stage.name, name)
         previous = params
 
 

@@ -165,10 +165,10 @@ def load_checkpoint(path: str | Path, fingerprint: dict) -> dict:
     return state
 
 
-def checkpoint_lr(path: str | Path) -> float | None:
-    """The learning rate a checkpoint was written with (None if it records none)."""
+def checkpoint_lr(path: str | Path) -> float | dict | None:
+    """The learning rate(s) a checkpoint was written with (None: it records the defaults)."""
     lr = _read_checkpoint(path)["fingerprint"].get("lr")
-    return lr if isinstance(lr, float) else None
+    return lr if isinstance(lr, float | dict) else None
 
 
 def _read_checkpoint(path: str | Path) -> dict:

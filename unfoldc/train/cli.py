@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from unfoldc.limits import MAX_LAYERS
+from unfoldc.train import rates
 from unfoldc.train.config import TrainConfig
 from unfoldc.train.errors import DataError, TrainError
 from unfoldc.train.files import CHECKPOINT, check_out_dir, require_file
@@ -74,6 +75,13 @@ def _factors(text: str) -> tuple[float, ...]:
     return values
 
 
+def _rates(text: str):
+    try:
+        return rates.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. 1e-3 or scalar=1e-2,matrix=5e-4)") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `unfoldc train`'s arguments on a (sub)parser."""
     parser.add_argument("spec", help="the .unf spec to compile and train")
@@ -102,9 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--loss", choices=("nmse", "mse"), default="nmse")
     train.add_argument("--steps", type=_positive_int, default=1000,
                        help="total steps, or the cap of each stage (layerwise, incremental)")
-    train.add_argument("--lr", type=float,
-                       help="Adam learning rate (default 1e-3; with --resume, the run's own "
-                            "unless given: pass it to continue at another rate)")
+    train.add_argument("--lr", type=_rates, metavar="RATES",
+                       help="Adam learning rates: R for every parameter kind, or per kind "
+                            "(scalar=R,matrix=R,net=R; kinds left out keep their default). "
+                            "Defaults: " + rates.describe(None) + " (docs/training.md); with "
+                            "--resume, the run's own unless given: pass it to continue at "
+                            "another rate")
     train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                        help="cosine: anneal every stage's rates to 0 at its step cap")
     train.add_argument("--batch", type=_positive_int, default=64)
@@ -273,8 +284,8 @@ def _fit(model, task: Task, args, baseline=None):
                record=record, baseline=baseline)
 
 
-def _lr(args) -> float:
-    """--lr, else the resumed run's rate, else the default."""
+def _lr(args) -> float | dict | None:
+    """--lr, else the resumed run's rates, else the defaults (None)."""
     from unfoldc.train.checkpoint import checkpoint_lr
 
     if args.lr is not None:
@@ -295,3 +306,5 @@ def _summary(metrics: dict, out: Path) -> None:
         if t is not None and c is not None:
             print(f" fixed point  trained {t:.2f} dB, classical {c:.2f} dB")
     print(f"{metrics['steps']} steps in {metrics['wall_s']:.1f} s; results in {out}")
+    for note in metrics.get("notes", ()):
+        print(f"note: {note}", file=sys.stderr)

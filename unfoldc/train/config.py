@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from unfoldc.train import rates
 from unfoldc.train.errors import ConfigError
 from unfoldc.train.schemes import SCHEMES
 
@@ -39,7 +40,9 @@ class TrainConfig:
         loss: `mse`, `nmse` or a callable `(pred, target) -> per-sample values`.
         steps: total steps (end-to-end, deep supervision, unsupervised), or the step cap of
             each stage (layer-wise) or generation (incremental).
-        lr: base Adam learning rate.
+        lr: Adam learning rates: None for each parameter kind's default (`rates.py`), one
+            number for every kind, or a dict kind -> rate (`scalar`, `matrix`, `net`; kinds it
+            leaves out keep their default).
         lr_schedule: `constant`, or `cosine`: within every stage, each rate is annealed from its
             value at the stage's start to 0 at the stage's step cap (half a cosine period).
         batch: global batch size (split over ranks under torchrun).
@@ -72,7 +75,7 @@ class TrainConfig:
     scheme: str = "end-to-end"
     loss: str | Callable = "nmse"
     steps: int = 1000
-    lr: float = 1e-3
+    lr: float | dict[str, float] | None = None
     lr_schedule: str = "constant"
     batch: int = 64
     seed: int = 0
@@ -101,8 +104,7 @@ class TrainConfig:
         for name in ("steps", "batch", "eval_every", "checkpoint_every", "progress_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"`lr` must be a positive number, got {self.lr}")
+        rates.check(self.lr)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"unknown lr schedule `{self.lr_schedule}`; use one of "
                               f"{', '.join(LR_SCHEDULES)}")

@@ -34,6 +34,7 @@ from unfoldc.train.loop import Trainer
 from unfoldc.train.losses import resolve_loss
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.schemes import build_stages
+from unfoldc.train.symmetry import per_layer_copies, plateau_notes
 from unfoldc.train.tasks import Task
 from unfoldc.train.userdata import user_task
 from unfoldc.train.validate import check_targets
@@ -88,6 +89,7 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     ranks = setup(placement(model)[1])
     torch.manual_seed(config.seed)
     untrained = copy.deepcopy(model) if baseline is None else baseline
+    tied_before = per_layer_copies(model)
     fingerprint = _fingerprint(model, task, config)
     trainer = Trainer(model, task, binding, criterion, stages, config, ranks, out, fingerprint,
                       callback)
@@ -96,7 +98,8 @@ def fit(model: nn.Module, data: Task | str | Path, config: TrainConfig | None = 
     state = trainer.run()
     metrics = measure(model, untrained, task, binding, config.classical_layers,
                       config.safeguarded())
-    metrics.update(scheme=config.scheme, steps=state.total, wall_s=time.perf_counter() - start)
+    metrics.update(scheme=config.scheme, steps=state.total, wall_s=time.perf_counter() - start,
+                   notes=plateau_notes(tied_before, model, config.scheme))
     if out is not None and ranks.is_main:
         _write_outputs(out, model, task, config, metrics, state.history, record)
     ranks.barrier()

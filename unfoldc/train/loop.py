@@ -27,6 +27,7 @@ from unfoldc.train.files import CHECKPOINT, WEIGHTS
 from unfoldc.train.logs import StepLog, use_tensorboard
 from unfoldc.train.metrics import evaluate
 from unfoldc.train.progress import Progress
+from unfoldc.train.rates import describe, resolve, scales, split
 from unfoldc.train.schemes import Stage
 from unfoldc.train.tasks import Task
 
@@ -87,6 +88,7 @@ class Trainer:
         self.state = LoopState()
         self.gen = torch.Generator().manual_seed(config.seed)
         self.params = dict(model.named_parameters())
+        self.rates, self.sizes = resolve(config.lr), scales(model)
         self._pending_optimizer: dict | None = None
         self._good = self._snapshot(None)
         every = None if _stderr_is_tty() else config.progress_every
@@ -126,16 +128,25 @@ class Trainer:
         self._checkpoint(None)
 
     def _optimizer(self, stage: Stage) -> torch.optim.Optimizer:
-        """A fresh Adam per stage (as in the reference code), one param group per multiplier."""
+        """A fresh Adam per stage (as in the reference code), one param group per multiplier,
+        parameter kind and size; `base_lr` is the kind's rate times the size and multiplier."""
         trained = {n for names, _ in stage.groups for n in names}
         for name, p in self.params.items():
             p.requires_grad_(name in trained)
-        groups = [{"params": [self.params[n] for n in names], "lr": self.config.lr * mult,
-                   "multiplier": mult} for names, mult in stage.groups]
-        optimizer = torch.optim.Adam(groups, lr=self.config.lr)
+        rates = self.rates
+        groups = [{"params": params, "lr": rates[kind] * size * mult,
+                   "base_lr": rates[kind] * size * mult, "multiplier": mult, "kind": kind,
+                   "size": size}
+                  for names, mult in stage.groups
+                  for (kind, size), params in split([(n, self.params[n]) for n in names],
+                                                    self.sizes).items()]
+        optimizer = torch.optim.Adam(groups)
         if self._pending_optimizer is not None:
             optimizer.load_state_dict(self._pending_optimizer)
             self._pending_optimizer = None
+            # Loading restores the interrupted run's rates; a resumed run may choose new ones.
+            for group, fresh in zip(optimizer.param_groups, groups, strict=True):
+                group["base_lr"] = fresh["base_lr"]
         return optimizer
 
     def _step(self, stage: Stage, optimizer: torch.optim.Optimizer) -> float:
@@ -160,7 +171,7 @@ class Trainer:
         # resumed run anneals exactly like an uninterrupted one.
         factor = lr_factor(self.config.lr_schedule, self.state.step, stage.max_steps)
         for group in optimizer.param_groups:
-            group["lr"] = self.config.lr * group["multiplier"] * factor
+            group["lr"] = group["base_lr"] * factor
         optimizer.step()
         self._check_params(stage, trained)
         return value
@@ -184,12 +195,12 @@ class Trainer:
         self.model.load_state_dict(self._good["model"])
         trained = self._good["loop"]["total"]
         where = f"the checkpoint at step {trained}" if trained else "the initial weights"
-        kept, retry = "", f"try a smaller learning rate than {self.config.lr:g}"
+        kept, retry = "", f"try a smaller learning rate than {describe(self.config.lr)}"
         if self.out is not None and trained:
             if self.ranks.is_main:
                 save_weights(self.model, self.out / WEIGHTS)
             kept = f" and saved to {self.out / WEIGHTS}"
-            retry += f", e.g. continue with --resume --lr {self.config.lr / 10:g}"
+            retry += f", e.g. continue with --resume --lr {describe(self.config.lr, 0.1)}"
         raise TrainingDiverged(
             f"training diverged in stage `{stage.name}` at step {self.state.step + 1}: {why}; "
             f"the network was reset to {where}{kept}; {retry}"
@@ -214,7 +225,8 @@ class Trainer:
         self.log.write({"step": self.state.total, "stage": self.state.stage + 1,
                         "stage_name": stage.name, "stage_step": self.state.step,
                         "num_layers": stage.num_layers, "loss": loss,
-                        "lr": group["lr"] / group["multiplier"],
+                        # the first group's kind's rate (schedule applied; rates.py)
+                        "lr": group["lr"] / (group["multiplier"] * group["size"]),
                         "val_nmse_db": record.get("val_nmse_db"),
                         "val_objective": record.get("val_objective")})
         if self.callback is not None:
