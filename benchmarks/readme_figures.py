@@ -6,8 +6,8 @@
    line, so the figure cannot drift from the command a reader runs), run `--runs` times in
    fresh output directories: the training time `unfoldc train` reports (median), the whole
    process time, and NMSE at the last layer, trained and classical.
-2. The test suite (`python -m pytest -q`, what `.ci/run` runs after ruff): how many tests and
-   how long, once.
+2. The test suite (`python -m pytest -q -n auto`, what `.ci/run` runs after ruff): how many
+   tests and how long, once.
 
 Every figure is printed with the machine's conditions: CPU count, load average before and
 after, torch version and thread settings. On a shared machine the load average says how far
@@ -82,7 +82,8 @@ def _with_out(args: list[str], out: Path) -> list[str]:
 def test_suite() -> tuple[str, float]:
     """The pytest summary line and the suite's wall time."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "auto", "-p",
+                           "no:cacheprovider"],
                           cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
@@ -107,7 +108,7 @@ def main() -> None:
           f"median process time {statistics.median(r['process_s'] for r in runs):.1f} s")
     if not options.skip_tests:
         summary, wall = test_suite()
-        print(f"test suite (python -m pytest -q): {summary}; {wall:.0f} s wall")
+        print(f"test suite (python -m pytest -q -n auto): {summary}; {wall:.0f} s wall")
     print(f"conditions after: {conditions()}")
 
 
