@@ -296,7 +296,7 @@ class ForwardEmitter:
             s = self.p.symbol(o)
             text = em.n(o)
             if not s.type.batched:
-                text = f"{text}.expand({shape_tuple(s.type, em._dim_name, 'B')[1:-1]})"
+                text = f"{text}.expand({shape_tuple(s.type, em.dim_name, 'B')[1:-1]})"
             outs.append(text)
         out(f"return {outs[0]}" if len(outs) == 1 else f"return self.Output({', '.join(outs)})")
         return out.lines

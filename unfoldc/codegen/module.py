@@ -423,7 +423,7 @@ class ModuleEmitter:
             w(f"like = {self.n(givens[0].name)}  # new tensors follow its dtype and device")
         else:
             w("like = torch.empty((), dtype=dtype, device=device)  # no givens to follow")
-        self._bind_dims(w, self._used_dims_setup(), roles=("given",), prefix="")
+        self.bind_dims(w, self._used_dims_setup(), roles=("given",), prefix="")
         for s in givens:
             w(f'self.register_buffer("{self.n(s.name)}", {self.n(s.name)})')
         for s in p.by_role("param"):
@@ -513,11 +513,11 @@ class ModuleEmitter:
             w("generator = torch.Generator().manual_seed(seed)  # reproducible net weights")
         for s in self.shared_nets:
             w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = {netgen.construct(s, self._dim_name)}")
+            w(f"self.{self.n(s.name)} = {netgen.construct(s, self.dim_name)}")
         for s in self.layer_nets:
             w(self._origin(s.line))
             w(f"{self.n(s.name)} = [")
-            w(f"    {netgen.construct(s, self._dim_name)}")
+            w(f"    {netgen.construct(s, self.dim_name)}")
             w("    for _ in range(num_layers)")
             w("]")
 
@@ -536,14 +536,14 @@ class ModuleEmitter:
         if not isinstance(s.init, Const):
             w(f"if {name} is None:")
             w(f"    {name} = {self.expr(pr, s.init)}")
-        shape = shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
+        shape = shape_tuple(s.type, self.dim_name) if s.type.dims else "()"
         w(f"{name} = fill({name}, {shape}, like)  # a tensor from here on (setup reads it)")
         w(f'self.register_buffer("{name}", {name})')
         self.helpers.add("fill")
 
     def _trainable_init(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
         name = self.n(s.name)
-        shape = shape_tuple(s.type, self._dim_name) if s.type.dims else "()"
+        shape = shape_tuple(s.type, self.dim_name) if s.type.dims else "()"
         self.helpers.add("fill")
         w(self._origin(s.line))
         if s.per_layer and reads_layer(s.init):  # copy k starts from the value at layer = k
@@ -579,7 +579,10 @@ class ModuleEmitter:
         message = f"{where}: the initial value of `{s.name}` must be {what}"
         w(f"    raise ValueError({literal(message)})")
 
-    def _dim_name(self, d) -> str:
+    # ---- the interface of the report emitter (convergence/emit.py): the module's names for
+    # dimensions and the lines that bind them ----------------------------------------------------
+    def dim_name(self, d) -> str:
+        """The generated expression of a dimension: a literal size, a bound name, `n - 1`."""
         if isinstance(d, DimSum):  # `n - 1`, `2 * m`: arithmetic on the bound name
             return str(DimSum(self.n(d.name), d.offset, d.scale))
         return str(d) if isinstance(d, int) else self.n(d)
@@ -594,7 +597,7 @@ class ModuleEmitter:
                  for d in n.type.dims}
         return {n for d in used for n in dim_names(d)}
 
-    def _bind_dims(self, w: Writer, used: set[str], roles: tuple[str, ...], prefix: str) -> None:
+    def bind_dims(self, w: Writer, used: set[str], roles: tuple[str, ...], prefix: str) -> None:
         """`m, n = H.shape` lines for the dimensions `used`, read from symbols of `roles`."""
         for s in self.p.symbols:
             if s.role not in roles:
@@ -634,10 +637,10 @@ class ModuleEmitter:
             w(f"like = {source}")
         # dimensions the objective reads: from the givens, else from the inputs it is passed
         dims = {x.name for x in symbols(p.objective) if x.role == "dim"}
-        self._bind_dims(w, dims, ("given",), "self.")
+        self.bind_dims(w, dims, ("given",), "self.")
         binders = {b.symbol for b in p.dims if b.dim in dims}
         if all(self.n(name) in args for name in binders if p.symbol(name).role == "input"):
-            self._bind_dims(w, dims, ("input",), "")
+            self.bind_dims(w, dims, ("input",), "")
         self._bind_shared(w, [p.objective])
         text = self.expr(pr, p.objective)
         if not p.objective.type.batched:
@@ -657,14 +660,14 @@ class ModuleEmitter:
         checked = self._checked_inputs()
         used = self._used_dims_forward() | {n for s in checked for d in s.type.dims
                                             for n in dim_names(d)}
-        self._bind_dims(w, set(used), roles=("given",), prefix="self.")
+        self.bind_dims(w, set(used), roles=("given",), prefix="self.")
         remaining = used - {b.dim for b in self.p.dims if self._role_of(b.symbol) == "given"}
-        self._bind_dims(w, set(remaining), roles=("input",), prefix="")
+        self.bind_dims(w, set(remaining), roles=("input",), prefix="")
         for s in checked:
             name = self.n(s.name)
-            dims = ", ".join(self._dim_name(d) for d in s.type.dims)
+            dims = ", ".join(self.dim_name(d) for d in s.type.dims)
             want = f"({dims},)" if len(s.type.dims) == 1 else f"({dims})"
-            shown = ", ".join(str(d) if isinstance(d, int) else f"{{{self._dim_name(d)}}}"
+            shown = ", ".join(str(d) if isinstance(d, int) else f"{{{self.dim_name(d)}}}"
                               for d in s.type.dims)
             w(f"if {name}.shape[1:] != {want}:")
             spec = ", ".join(map(str, s.type.dims))
@@ -713,7 +716,7 @@ class ModuleEmitter:
         if state.type.rank == 0 and not batch:
             shape = "()"
         else:
-            shape = shape_tuple(state.type, self._dim_name, batch)
+            shape = shape_tuple(state.type, self.dim_name, batch)
         if isinstance(v, Const):
             if v.value == 0:
                 return f"like.new_zeros({shape})"

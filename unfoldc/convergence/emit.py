@@ -299,7 +299,7 @@ class ConvergenceEmitter:
         dims = {s.name for s in reads if s.role == "dim"}
         dims |= {d for s in reads if s.role in ("given", "train") for d in s.type.dims}
         dims |= {d for c in self.conditions for lin in _lins(c) for d in [lin.dim]}
-        self.em._bind_dims(w, {n for d in dims for n in dim_names(d)} & self.dims_known,
+        self.em.bind_dims(w, {n for d in dims for n in dim_names(d)} & self.dims_known,
                            ("given",), "self.")
         for a in reversed(lets):
             w(f"{self.em.n(a.target)} = {self.em.setup_value(pr, a.value)}")
@@ -426,7 +426,7 @@ class ConvergenceEmitter:
         if not plain or not batchable or n_in is None or not dim_names(n_in) <= self.dims_known:
             return f"{r}.opnorm({pr(lin.expr())})"
         # matrix-free, every layer at once: products of the factors are never formed
-        size = n_in if isinstance(n_in, int) else self.em._dim_name(n_in)
+        size = n_in if isinstance(n_in, int) else self.em.dim_name(n_in)
         code = f"{r}.opnorm_terms({self._terms(lin)}, {size}, like)"
         if not reads & self.per_layer:
             return self._named(code, False, hoisted)
