@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_loops and helpers
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `-n auto` every core already runs a worker; torch's own threads on top of that
+    # oversubscribe the cores (measured: the quick loop took 142 s that way on 2 idle cores).
+    # One thread per worker, for the tests and for the commands they start.
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def pytest_addoption(parser):

@@ -36,6 +36,7 @@ def test_compiling_twice_gives_identical_text():
     assert [code_of(n) for n in NAMES] == [code_of(n) for n in NAMES]
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_output_does_not_depend_on_the_hash_seed():
     script = ("import sys, unfoldc\nfrom unfoldc.graphs.render import render\n"
               "for n in sys.argv[1:]:\n"

@@ -45,7 +45,9 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-@pytest.mark.parametrize("name", NAMES)
+# ISTA in the quick loop; the others are `slow` (a dynamo trace each).
+@pytest.mark.parametrize("name", [n if n == "ista" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in NAMES])
 def test_compile_fullgraph_matches_eager(name):
     model, args = build(name)
     backend = "aot_eager" if name in ("ista", "admm_lasso") else "eager"
@@ -67,6 +69,7 @@ def test_compile_fullgraph_backward():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_inductor_ista():
     model, args = build("ista", K=1)  # inductor compiles C++ kernels: the slowest test here
     compiled = torch.compile(model, fullgraph=True)

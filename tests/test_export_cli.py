@@ -58,7 +58,10 @@ def run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {"x": x.numpy()})[0]
 
 
-@pytest.mark.parametrize("name", ["ista", "lista_cp", "admm_lasso", "pnp_pgd"])
+# One export in the quick loop; the others are `slow` (each one is a dynamo trace and an ONNX build).
+@pytest.mark.parametrize("name", [pytest.param("ista", marks=pytest.mark.slow), "lista_cp",
+                                  pytest.param("admm_lasso", marks=pytest.mark.slow),
+                                  pytest.param("pnp_pgd", marks=pytest.mark.slow)])
 def test_onnxruntime_matches_torch(name, H_file, tmp_path, monkeypatch, capsys):
     out = tmp_path / f"{name}.onnx"
     code, err = export([f"examples/{name}.unf", "--given", f"H={H_file}", "--layers", LAYERS,
@@ -169,6 +172,7 @@ def test_a_trace_failure_says_what_torch_export_said(H_file, tmp_path):
     assert "traceable by torch.export" in info.value.help
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_several_outputs_export_as_a_tuple(tmp_path, monkeypatch, capsys):
     out = tmp_path / "rpca.pt2"  # RPCA's named tuple (L, S) cannot be saved in an archive
     code, err = export(["examples/rpca.unf", "--dims", "m=4,n=3", "--layers", LAYERS, "-o",

@@ -163,6 +163,7 @@ def test_two_argument_mlp_concatenates():
     assert model.D.linears[0].in_features == 6
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_torch_compile_fullgraph_ista_correction():
     H = torch.randn(6, 5, dtype=F64, generator=torch.Generator().manual_seed(0))
     model = load("ista_correction")(H=H, num_layers=3)

@@ -231,6 +231,7 @@ def test_a_1000_term_sum_in_a_declaration_is_located_there():
     assert errors(text) == [("E0102", 5, 1)]
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_a_190_term_sum_compiles_and_runs():
     out = run(ISTA.replace("mu * 0.1)", "mu * 0.1)" + " + mu * s" * 190))
     assert out.shape == (2, 6)

@@ -47,7 +47,7 @@ def _interrupt_at(total):
     return callback
 
 
-@pytest.mark.parametrize("scheme, stop, schedule", [("layerwise", 203, "constant"),
+@pytest.mark.parametrize("scheme, stop, schedule", [pytest.param("layerwise", 203, "constant", marks=pytest.mark.slow),
                                                    ("end-to-end", 5, "constant"),
                                                    ("end-to-end", 3, "cosine")])
 def test_resume_matches_uninterrupted_run(task, tmp_path, scheme, stop, schedule):

@@ -136,6 +136,7 @@ def test_progress_on_a_terminal_redraws_one_line():
     assert stream.getvalue().count("\r") == 2 and stream.getvalue().count("\n") == 1
 
 
+@pytest.mark.slow  # quick loop under 90 s (pyproject.toml)
 def test_train_prints_progress_lines_when_stderr_is_a_pipe(tmp_path):
     cmd = [sys.executable, "-m", "unfoldc", "train", "examples/ista.unf", "--task",
            "sparse-recovery", "--m", "8", "--n", "16", "--layers", "2", "--steps", "5",
