@@ -58,7 +58,7 @@ def run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {"x": x.numpy()})[0]
 
 
-# One export in the quick loop; the others are `slow` (each one is a dynamo trace and an ONNX build).
+# One export in the quick loop; the others are `slow` (a dynamo trace and an ONNX build each).
 @pytest.mark.parametrize("name", [pytest.param("ista", marks=pytest.mark.slow), "lista_cp",
                                   pytest.param("admm_lasso", marks=pytest.mark.slow),
                                   pytest.param("pnp_pgd", marks=pytest.mark.slow)])

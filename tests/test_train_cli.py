@@ -176,3 +176,41 @@ def test_safeguard_delta_outside_0_1_exits_2(delta):
     with pytest.raises(SystemExit) as info:
         _parse(["spec.unf", "--out", "o", "--safeguard-delta", delta])
     assert info.value.code == 2
+
+
+def test_param_sets_a_fixed_parameter_of_the_trained_network(tmp_path):
+    """--param sigma2=...: the network trains with that value (saved with its weights)."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    argv = [str(ROOT / "examples" / "tista.unf"), *FAST, "--snr", "40", "--param",
+            "sigma2=2.5e-5", "--param", "p=0.2", "--out", str(out)]
+    assert cli.run(_parse(argv)) == 0
+    weights = load_file(str(out / "weights.safetensors"))
+    assert float(weights["sigma2"]) == pytest.approx(2.5e-5, rel=1e-6)  # float32
+    assert float(weights["p"]) == pytest.approx(0.2, rel=1e-6)
+    config = json.loads((out / "config.json").read_text())
+    assert config["params"] == {"sigma2": 2.5e-5, "p": 0.2}
+
+
+def test_param_refuses_a_name_that_is_not_a_param(tmp_path, capsys):
+    argv = [str(ROOT / "examples" / "tista.unf"), *FAST, "--param", "gamma=2", "--out",
+            str(tmp_path / "run")]
+    assert cli.run(_parse(argv)) == 1
+    err = capsys.readouterr().err
+    assert "`gamma` is not a fixed parameter (`param`) of `TISTA`" in err and "`sigma2`" in err
+    assert "Traceback" not in err
+
+
+def test_param_with_weights_is_refused(tmp_path, capsys):
+    argv = [str(ROOT / "examples" / "tista.unf"), *FAST, "--param", "p=0.2", "--weights",
+            str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "run")]
+    assert cli.run(_parse(argv)) == 1
+    assert "drop one of the two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["sigma2", "sigma2=x", "=1", "p=nan"])
+def test_param_usage_errors_exit_2(text):
+    with pytest.raises(SystemExit) as info:
+        _parse(["spec.unf", "--out", "o", "--param", text])
+    assert info.value.code == 2

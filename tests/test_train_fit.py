@@ -47,9 +47,9 @@ def _interrupt_at(total):
     return callback
 
 
-@pytest.mark.parametrize("scheme, stop, schedule", [pytest.param("layerwise", 203, "constant", marks=pytest.mark.slow),
-                                                   ("end-to-end", 5, "constant"),
-                                                   ("end-to-end", 3, "cosine")])
+@pytest.mark.parametrize("scheme, stop, schedule", [
+    pytest.param("layerwise", 203, "constant", marks=pytest.mark.slow),
+    ("end-to-end", 5, "constant"), ("end-to-end", 3, "cosine")])
 def test_resume_matches_uninterrupted_run(task, tmp_path, scheme, stop, schedule):
     options = {**OPTIONS, "scheme": scheme, "lr_schedule": schedule}
     full = train.fit(_model(task), task, out=tmp_path / "full", **options)

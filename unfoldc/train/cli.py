@@ -75,6 +75,17 @@ def _factors(text: str) -> tuple[float, ...]:
     return values
 
 
+def _param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not sep or not name.strip() or number is None or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"use NAME=NUMBER, e.g. sigma2=2e-5, got {text!r}")
+    return name.strip(), number
+
+
 def _rates(text: str):
     try:
         return rates.parse(text)
@@ -102,6 +113,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     problem.add_argument("--data", metavar="FILE",
                          help="a published instance (.npz from shared/data) or user arrays "
                               "(.npz/.pt named after the spec's inputs and outputs)")
+    problem.add_argument("--param", type=_param, action="append", default=[],
+                         metavar="NAME=VALUE",
+                         help="set the spec's fixed parameter NAME (a `param`) to VALUE instead "
+                              "of its declared value, e.g. a noise variance; repeatable")
     problem.add_argument("--data-seed", type=int, default=0,
                          help="seed of the generated matrix and validation/test sets")
     train = parser.add_argument_group("training")
@@ -168,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
     """Run `unfoldc train`; return the exit code."""
     try:
         check_out_dir(args.out, args.resume, args.overwrite)  # before any slow work
+        if args.param and args.weights:
+            # The file holds its run's params and every value the constructor derived from them.
+            raise TrainError("--param sets a fixed parameter of a network built from the spec; "
+                             "a --weights file holds its own run's values: drop one of the two")
         model_cls = _load(args.spec, args.enforce_convergence)
         task = _task(args, model_cls)
         model = _build(model_cls, task, args)
@@ -254,7 +273,7 @@ def _build(model_cls, task: Task, args):
     device = local_device()
     givens = {k: v.to(device=device, dtype=_dtype()) for k, v in
               binding.model_givens(task).items()}
-    return build(model_cls, givens, args.layers)
+    return build(model_cls, givens, args.layers, params=dict(args.param))
 
 
 def _dtype():
@@ -278,7 +297,7 @@ def _fit(model, task: Task, args, baseline=None):
     )
     record = {"command": ["unfoldc", "train", *sys.argv[2:]] if sys.argv[1:2] == ["train"]
               else sys.argv, "spec_path": str(args.spec), "data": args.data,
-              "init_weights": args.weights,
+              "init_weights": args.weights, "params": dict(args.param),
               "num_layers": model.num_layers}
     return fit(model, task, config, out=args.out, resume=args.resume, overwrite=args.overwrite,
                record=record, baseline=baseline)

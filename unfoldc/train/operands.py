@@ -33,7 +33,7 @@ def spec_name(model_cls, name: str) -> str:
 
 
 def build(model_cls, givens: dict[str, torch.Tensor], num_layers: int | None = None,
-          origins: dict[str, str] | None = None):
+          origins: dict[str, str] | None = None, params: dict[str, float] | None = None):
     """Construct the network after checking the givens against the spec's types.
 
     Args:
@@ -41,18 +41,34 @@ def build(model_cls, givens: dict[str, torch.Tensor], num_layers: int | None = N
         givens: every given operand, by spec name.
         num_layers: the depth (None: the spec's).
         origins: where each given came from, for messages (default: "the givens").
+        params: fixed parameters (`param` in the spec) set to other values than the spec's,
+            by spec name; a number fills a vector or matrix parameter.
 
     Raises:
-        DataError: a given of the wrong rank or size, or one the network's own checks refuse.
+        DataError: a given of the wrong rank or size, a name that is not a fixed parameter of
+            the spec, or a value the network's own checks refuse.
     """
     givens = {python_name(model_cls, name): value for name, value in givens.items()}
     origins = {python_name(model_cls, name): o for name, o in (origins or {}).items()}
     check_shapes(model_cls, givens, set(), origins)
     layers = model_cls.DEFAULT_LAYERS if num_layers is None else num_layers
     try:
-        return model_cls(num_layers=layers, **givens)
+        return model_cls(num_layers=layers, **givens, **_params(model_cls, params or {}))
     except ValueError as exc:  # the generated constructor's checks of initial values
         raise DataError(f"cannot build `{model_cls.SPEC_NAME}` from these givens: {exc}") from None
+
+
+def _params(model_cls, params: dict[str, float]) -> dict[str, float]:
+    """Spec names of fixed parameters -> constructor keywords; refuse any other name."""
+    out = {}
+    for name, value in params.items():
+        py = python_name(model_cls, name)
+        if py not in model_cls.PARAMS:
+            known = ", ".join(f"`{spec_name(model_cls, p)}`" for p in model_cls.PARAMS) or "none"
+            raise DataError(f"`{name}` is not a fixed parameter (`param`) of "
+                            f"`{model_cls.SPEC_NAME}`; its fixed parameters: {known}")
+        out[py] = value
+    return out
 
 
 def build_with_weights(model_cls, givens: dict[str, torch.Tensor], weights: str | Path,
