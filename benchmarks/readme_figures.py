@@ -7,7 +7,7 @@
    fresh output directories: the training time `unfoldc train` reports (median), the whole
    process time, and NMSE at the last layer, trained and classical.
 2. The test suite (`python -m pytest -q -n auto`, what `.ci/run` runs after ruff): how many
-   tests and how long, once.
+   tests and how long, once; then the quick loop (`-m "not slow"`), once.
 
 Every figure is printed with the machine's conditions: CPU count, load average before and
 after, torch version and thread settings. On a shared machine the load average says how far
@@ -79,11 +79,11 @@ def _with_out(args: list[str], out: Path) -> list[str]:
     return [*result, "--out", str(out)]
 
 
-def test_suite() -> tuple[str, float]:
-    """The pytest summary line and the suite's wall time."""
+def test_suite(*extra: str) -> tuple[str, float]:
+    """The pytest summary line and the suite's wall time (`extra`: more pytest arguments)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "auto", "-p",
-                           "no:cacheprovider"],
+                           "no:cacheprovider", *extra],
                           cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
@@ -109,6 +109,9 @@ def main() -> None:
     if not options.skip_tests:
         summary, wall = test_suite()
         print(f"test suite (python -m pytest -q -n auto): {summary}; {wall:.0f} s wall")
+        summary, wall = test_suite("-m", "not slow")
+        print(f"quick loop (python -m pytest -q -n auto -m 'not slow'): {summary}; "
+              f"{wall:.0f} s wall")
     print(f"conditions after: {conditions()}")
 
 

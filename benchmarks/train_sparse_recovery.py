@@ -29,6 +29,7 @@ import torch
 
 import unfoldc
 from unfoldc import train
+from unfoldc.train import rates
 from unfoldc.train.metrics import to_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--schemes", default=",".join(BUDGET))
     parser.add_argument("--steps", type=int, help="override every scheme's budget")
-    parser.add_argument("--lr", type=float, default=3e-2)
+    parser.add_argument("--lr", type=rates.parse, default=None,
+                        help="R, or per kind scalar=R,matrix=R,net=R (default: unfoldc train's "
+                             "rates per parameter kind, docs/training.md)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--p", type=float, default=0.1)
@@ -111,7 +114,8 @@ def main() -> None:
     base = train.measure(untrained, untrained, task, train.bind(untrained, task), 1000)
     print(f"{cls.SPEC_NAME}, {args.layers} layers, ALISTA A 250x500, p={args.p}, "
           f"SNR={args.snr} dB, {task.test['x'].shape[0]} test signals, "
-          f"torch threads={torch.get_num_threads()}")
+          f"torch threads={torch.get_num_threads()}, "
+          f"lr {'per-kind defaults' if args.lr is None else args.lr}")
     print(f"{'network':<28}{'steps':>7}{'NMSE@L (dB)':>13}{'wall (s)':>10}")
     print(f"{'untrained (classical)':<28}{'-':>7}{base['classical_nmse_db'][-1]:>13.2f}{'-':>10}")
     print(f"{'classical, 1000 iterations':<28}{'-':>7}"
