@@ -118,9 +118,11 @@ def table(snr_db: float, result: dict) -> None:
     for k in range(DEPTH):
         print(f"{k + 1:5d} " + "".join(_cell(v, k) for v in columns.values()))
     for row, v in result["trained"].items():
-        gap = v["nmse_db"][-1] - result["oracle_db"]
-        print(f"{row}: {v['nmse_db'][-1]:.2f} dB at layer {len(v['nmse_db'])}, {gap:+.2f} dB "
-              f"from the oracle; {v['cpu_s']:.0f} s CPU, {v['wall_s']:.0f} s wall "
+        # Noiseless, the oracle is exact up to rounding: a gap to it says nothing.
+        gap = (f", {v['nmse_db'][-1] - result['oracle_db']:+.2f} dB from the oracle"
+               if math.isfinite(snr_db) else "")
+        print(f"{row}: {v['nmse_db'][-1]:.2f} dB at layer {len(v['nmse_db'])}{gap}; "
+              f"{v['cpu_s']:.0f} s CPU, {v['wall_s']:.0f} s wall "
               f"({v['training_wall_s']:.0f} s of training)")
 
 
