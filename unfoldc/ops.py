@@ -10,7 +10,7 @@ torch rendering, and the facts the later stages read from it:
                  (convergence/derive.py turns them into required conditions)
     prox         for a function a spec may take the prox of, which operator that prox is
                  (ir/prox.py)
-    fold         constant folding on numbers (semantics/check.py)
+    fold         constant folding on numbers (semantics/constants.py, while checking)
 
 Adding an operator touches this file only, then `python docs/gen_ops_table.py --write`; plus
 `codegen/helpers.py` when generated code needs a helper function for it, `opsemantics.py` when

@@ -1,7 +1,8 @@
 """The only place the stages are wired. Every intermediate is kept for inspection.
 
     source text  -> AST          (syntax.parser.parse: Lark LALR, spans kept)
-    AST          -> Program      (semantics.check: names, roles, shapes; all errors at once)
+    AST          -> Checked      (semantics.check: names, roles, shapes; all errors at once)
+    Checked      -> Program      (semantics.lower: batched states, dimensions, phases)
     Program      -> Program      (passes: [enforce_convergence], canonicalize, gram, hoist, cse,
                                   dce; lint after each)
     Program      -> graph        (ir.graph.build_graph: networkx, loop-carried edges explicit)
@@ -24,6 +25,7 @@ from unfoldc.passes.dce import dce
 from unfoldc.passes.gram import expand_gram
 from unfoldc.passes.hoist import hoist
 from unfoldc.semantics.check import check
+from unfoldc.semantics.lower import lower
 from unfoldc.source import Source, Span, normalize_newlines
 from unfoldc.syntax import nodes
 from unfoldc.syntax.parser import parse
@@ -47,7 +49,7 @@ class Artifacts:
 
     source: Source
     ast: nodes.Spec
-    program: Program  # as checked, before any pass
+    program: Program  # as checked and lowered, before any pass
     optimized: Program  # after the passes
     code: str
     warnings: list[Diagnostic] = field(default_factory=list)
@@ -79,11 +81,11 @@ def optimize(program: Program, options: Options) -> tuple[Program, list[tuple[st
 def compile_source(source: Source, options: Options | None = None) -> Artifacts:
     """Compile one spec; raises UserError (with every diagnostic) on mistakes in it."""
     ast = parse(source)
-    program, warnings = check(ast, source)
-    lint(program, after="check")
+    checked = check(ast, source)
+    program = lint(lower(checked), after="lower")
     optimized, log = optimize(program, options or Options())
     code = emit_module(optimized, source)
-    return Artifacts(source, ast, program, optimized, code, warnings, log)
+    return Artifacts(source, ast, program, optimized, code, list(checked.warnings), log)
 
 
 def read_source(path: str | Path) -> Source:

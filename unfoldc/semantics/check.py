@@ -1,25 +1,29 @@
-"""Semantic checks: names, roles, shapes; AST -> math IR (ir/program.py).
+"""Semantic checks: names, roles, shapes; AST -> checked IR pieces (`Checked`).
 
-Every error is collected (with its span) and reported together, sorted by position; an
-expression with an error becomes `None` so that one mistake does not cascade into many.
+Every user error is found here: each is collected (with its span) and reported together, sorted
+by position; an expression with an error becomes `None` so that one mistake does not cascade into
+many. Expressions are built as math IR (ir/expr.py) typed by shape; inputs are per sample
+(batched), and everything else is typed unbatched here: which states carry a batch dimension is
+decided once, by lowering (lower.py, batching.py), which also resolves inferred dimensions and
+assembles the Program. Data flows one way: this module knows nothing of lowering.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
+from dataclasses import dataclass
 
 from unfoldc import ops
 from unfoldc.diagnostics import Diagnostic, UserError, sort_diagnostics
-from unfoldc.ir.expr import Const, Expr, Op, Sym, rebuild, walk
-from unfoldc.ir.program import Assign, Constraint, DimBinding, Program, Symbol
+from unfoldc.ir.expr import Const, Expr, Op, Sym, walk
+from unfoldc.ir.program import Assign, Constraint, FixedPointMode, Symbol
 from unfoldc.ir.program import Condition as IRCondition
 from unfoldc.ir.types import SCALAR, DimSum, DimTable, Type, dim_names, is_fresh
 from unfoldc.limits import MAX_ELEMENTS, gib
 from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.fixed_point import check_fixed_point
-from unfoldc.semantics.funcs import call_func, call_grad, call_prox, declare_func
+from unfoldc.semantics.funcs import Func, call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
 from unfoldc.semantics.roles import ALLOWED, LAYER_CONTEXTS, describe_context, phase_of
 from unfoldc.semantics.usage import unused_values
@@ -32,12 +36,33 @@ LAYER = "layer"  # the layer index: a built-in name, 0 in the first layer
 SPECIAL_CALLS = ("grad", "prox")
 
 
-class Checker:
-    """Walks one spec; `run()` returns the Program or raises UserError."""
+@dataclass(frozen=True)
+class Checked:
+    """A spec that checked without errors, as IR pieces for lowering (lower.py).
 
-    def __init__(self, spec: nodes.Spec, source: Source, batched_states: frozenset[str]):
+    Types are as checked: dimensions may still be fresh (`?k`, bound in `dims`), and only inputs
+    (and what reads them) are batched.
+    """
+
+    spec: nodes.Spec
+    source: Source
+    symbols: tuple[Symbol, ...]  # in declaration order
+    body: tuple[Assign, ...]  # updates and temporaries, in order
+    outputs: tuple[str, ...]
+    conditions: tuple[IRCondition, ...]
+    objective: Expr | None
+    fixed_point: FixedPointMode | None
+    functions: tuple[Func, ...]
+    notes: tuple[str, ...]  # facts about the compilation worth a comment in the output
+    dims: DimTable  # what each fresh dimension was unified with
+    warnings: tuple[Diagnostic, ...]  # sorted by position
+
+
+class Checker:
+    """Walks one spec; `run()` returns what it checked, or None after errors (in `diags`)."""
+
+    def __init__(self, spec: nodes.Spec, source: Source):
         self.spec, self.source = spec, source
-        self.batched_states = batched_states
         self.diags: list[Diagnostic] = []
         self.dims = DimTable()
         self.fresh_spans: dict[str, Span] = {}
@@ -50,8 +75,8 @@ class Checker:
         self.layer_copies = spec.num_layers  # layers that read `v[layer]` in the current context
 
     # ---- entry ----------------------------------------------------------------------------------
-    def run(self) -> tuple[Program | None, set[str]]:
-        """Check everything: the program (None on errors) and the states with batched updates."""
+    def run(self) -> Checked | None:
+        """Check everything; None when an error was found."""
         self._collect_dims()
         items = self.spec.decls + self.spec.funcs + self.spec.nets
         for item in sorted(items, key=lambda d: (d.span.line, d.span.col)):
@@ -65,7 +90,7 @@ class Checker:
                         self.symbols[item.name] = sym
             else:
                 self._declare(item)
-        body, batched_updates = self._check_body()
+        body = self._check_body()
         outputs = self._check_outputs()
         conditions = self._check_conditions()
         objective = self._check_objective()
@@ -73,11 +98,11 @@ class Checker:
         self._check_sizes()
         self._check_allocations()
         if any(d.is_error for d in self.diags):
-            return None, batched_updates
-        program = self._program(body, outputs)
-        functions = tuple((f.name, f.body) for f in self.funcs.values())
-        return program.with_(conditions=conditions, objective=objective, fixed_point=fixed_point,
-                             notes=tuple(self.notes), functions=functions), batched_updates
+            return None
+        return Checked(self.spec, self.source, tuple(self.symbols.values()), tuple(body),
+                       tuple(outputs), conditions, objective, fixed_point,
+                       tuple(self.funcs.values()), tuple(self.notes), self.dims,
+                       tuple(sort_diagnostics(self.diags + unused_values(self.spec))))
 
     def error(self, code: str, message: str, span: Span, label: str = "", help: str = "",
               notes: tuple[str, ...] = ()) -> None:
@@ -132,10 +157,7 @@ class Checker:
                 init = self._fit_init(decl, init, declared)
         if declared is None:
             return
-        if decl.role in ("input", "state"):
-            batched = decl.role == "input" or decl.name in self.batched_states
-            declared = declared.with_batched(batched)
-        if decl.role == "state" and init is not None and init.type.batched:
+        if decl.role == "input":  # per sample; whether states are too is decided by lowering
             declared = declared.with_batched(True)
         constraint = self._constraint(decl) if decl.constraint else None
         line = decl.span.line
@@ -180,11 +202,10 @@ class Checker:
         return Constraint(c.kind, tuple(b for b in bounds if b is not None))
 
     # ---- the layer body -------------------------------------------------------------------------
-    def _check_body(self) -> tuple[list[Assign], set[str]]:
+    def _check_body(self) -> list[Assign]:
         body: list[Assign] = []
         temps: dict[str, Sym] = {}
         assigned_later = {s.target for s in self.spec.body}
-        batched_updates: set[str] = set()
         self.body_temps, self.assigned_later = temps, assigned_later
         for stmt in self.spec.body:
             value = self.expr(stmt.value, "body")
@@ -195,8 +216,6 @@ class Checker:
                 continue
             if kind == "update":
                 value = self._fit_update(stmt, value)
-                if value is not None and value.type.batched:
-                    batched_updates.add(stmt.target)
             else:
                 temps[stmt.target] = Sym(stmt.target, value.type, "temp")
             if value is not None:
@@ -206,7 +225,7 @@ class Checker:
                 self.diags.append(Diagnostic(
                     "W0001", f"state `{name}` is never updated", sym.span, "declared here",
                     help=f"update it in the layer body with `{name} <- ...`, or make it a `let`"))
-        return body, batched_updates
+        return body
 
     def _check_target(self, stmt: nodes.Stmt) -> str | None:
         sym = self.symbols.get(stmt.target)
@@ -259,7 +278,6 @@ class Checker:
 
     def _check_conditions(self) -> tuple[IRCondition, ...]:
         found = []
-        resolve = _resolver(self.dims)
         for c in self.spec.conditions:
             lhs, rhs = self.expr(c.lhs, "condition"), self.expr(c.rhs, "condition")
             if lhs is None or rhs is None:
@@ -272,8 +290,7 @@ class Checker:
             # the condition as written, without its keyword (the report prints the kind)
             line = self.source.line_text(c.span.line)[c.span.col - 1:].split("#")[0]
             text = line.strip().removeprefix(c.kind).strip()
-            found.append(IRCondition(c.kind, c.op, resolve(lhs), resolve(rhs), c.span.line,
-                                     text))
+            found.append(IRCondition(c.kind, c.op, lhs, rhs, c.span.line, text))
         return tuple(found)
 
     # ---- outputs and sizes ----------------------------------------------------------------------
@@ -414,7 +431,7 @@ class Checker:
             self.error("E0306", f"the objective must be a scalar, found a {value.type}",
                        m.value.span, f"a {value.type}")
             return None
-        return _resolver(self.dims)(value)
+        return value
 
     def _name(self, e: nodes.Name, ctx: str) -> Expr | None:
         if e.id in self.func_scope:
@@ -603,7 +620,7 @@ class Checker:
         if op == "eye" and not args:
             self.fresh_spans[out.dims[0]] = node.span
         batched = any(a.type.batched for a in args)
-        folded = fold_checked(op, args, self._text(node.span), _fold)
+        folded = fold_checked(op, args, self._text(node.span))
         if isinstance(folded, NoValue):
             self._no_value(folded, node.span)
             return None
@@ -617,24 +634,6 @@ class Checker:
                 notes.append(f"`{a.name}` is a {self.dims.resolve(a.type)}, declared at "
                              f"{self.source.name}:{d.name_span.line}:{d.name_span.col}")
         return tuple(notes)
-
-    # ---- building the program -------------------------------------------------------------------
-    def _program(self, body: list[Assign], outputs: list[str]) -> Program:
-        resolve = _resolver(self.dims)
-        symbols = tuple(_resolve_symbol(s, resolve, self.dims) for s in self.symbols.values())
-        setup, prologue = [], []
-        for s in symbols:
-            if s.role == "let":
-                a = Assign(s.name, s.init, "let", s.line)
-                (setup if phase_of(s.init) == "setup" else prologue).append(a)
-            elif s.role == "state":
-                prologue.append(Assign(s.name, s.init, "init", s.line))
-        body = [Assign(a.target, resolve(a.value), a.kind, a.line) for a in body]
-        sha = hashlib.sha256(self.source.text.encode("utf-8")).hexdigest()
-        return Program(self.spec.name, self.spec.doc, self.source.basename, sha,
-                       self.spec.num_layers, symbols, _dim_bindings(symbols), tuple(setup),
-                       tuple(prologue), tuple(body), tuple(outputs))
-
 
 def _contains(outer: Span, inner: Span) -> bool:
     return (outer.line, outer.col) <= (inner.line, inner.col) and \
@@ -653,46 +652,6 @@ def _role_of(decl) -> str:
 def _a(role: str) -> str:
     """`a state`, `an input`: the role with its article, for messages."""
     return f"an {role}" if role[0] in "aeiou" else f"a {role}"
-
-
-def _fold(op: str, args: list) -> Expr | None:
-    """Constant-fold arithmetic on numbers, so `1 / 2` is 0.5 in the IR and generated code."""
-    if not args or not all(isinstance(a, Const) for a in args):
-        return None
-    fold = ops.OPS[op].fold if op in ops.OPS else None  # the operator table's folding fact
-    value = fold(*(a.value for a in args)) if fold is not None else None
-    return Const(float(value)) if value is not None else None
-
-
-def _resolver(dims: DimTable):
-    def fix(e: Expr) -> Expr:
-        if isinstance(e, Sym):
-            return Sym(e.name, dims.resolve(e.type), e.role, e.per_layer)
-        if isinstance(e, Op):
-            return Op(e.op, e.args, dims.resolve(e.type))
-        return e
-    return lambda e: rebuild(e, fix) if e is not None else None
-
-
-def _resolve_symbol(s: Symbol, resolve, dims: DimTable) -> Symbol:
-    init = resolve(s.init)
-    c = s.constraint
-    if c is not None:
-        c = Constraint(c.kind, tuple(resolve(b) for b in c.bounds))
-    return Symbol(s.name, s.role, dims.resolve(s.type), s.line, s.span, s.per_layer, init, c,
-                  s.net, s.period)
-
-
-def _dim_bindings(symbols) -> tuple[DimBinding, ...]:
-    """Where each dimension is read at run time: givens first (known at construction)."""
-    found: dict[str, DimBinding] = {}
-    for role in ("given", "input"):
-        for s in symbols:
-            if s.role == role:
-                for axis, d in enumerate(s.type.dims):
-                    if isinstance(d, str) and d not in found:
-                        found[d] = DimBinding(d, s.name, axis)
-    return tuple(found.values())
 
 
 def _reserved(name: str) -> str:
@@ -725,32 +684,11 @@ def _dependency_help(sym: Symbol, ctx: str) -> str:
     return "see docs/language.md, section Roles"
 
 
-def check(spec: nodes.Spec, source: Source) -> tuple[Program, list[Diagnostic]]:
-    """Check `spec`; return the program and its warnings, or raise UserError with all errors.
-
-    States are batched when their initial value or any update is: the check is repeated until
-    that set stops growing (at most once per state).
-    """
-    batched: frozenset[str] = frozenset()
-    while True:
-        checker = Checker(spec, source, batched)
-        program, updates = checker.run()
-        grown = batched | updates
-        if grown == batched or program is None:
-            break
-        batched = frozenset(grown)
-    diags = sort_diagnostics(checker.diags)
-    if program is None:
-        raise UserError(diags, source)
-    _assert_closed(program)
-    return program, sort_diagnostics(diags + unused_values(spec))
-
-
-def _assert_closed(program: Program) -> None:
-    """Internal invariant: every symbol in the IR is declared, a temp, or a dim."""
-    names = {s.name for s in program.symbols} | {a.target for a in program.body}
-    for a in program.setup + program.prologue + program.body:
-        for n in walk(a.value):
-            if isinstance(n, Sym) and n.role not in ("dim", "arg", "layer") \
-                    and n.name not in names:
-                raise AssertionError(f"IR refers to unknown symbol {n.name}")
+def check(spec: nodes.Spec, source: Source) -> Checked:
+    """Check `spec` once; return what lowering needs (warnings included), or raise UserError
+    with every error."""
+    checker = Checker(spec, source)
+    checked = checker.run()
+    if checked is None:
+        raise UserError(sort_diagnostics(checker.diags), source)
+    return checked

@@ -1,18 +1,22 @@
-"""Constants without a finite value, refused where they are written (E0310).
+"""Constant folding, and constants without a finite value refused where they are written (E0310).
+
+The checker folds arithmetic on numbers as it builds each expression (`1 / 2` is 0.5 in the IR
+and in generated code): shape rules read sizes off constants, so `zeros(12 / 2)` must see a 6.
+The folding fact of each operator is on its entry in the operator table (ops.py).
 
 A spec's numbers become Python floats: `1e309` or a 309-digit integer is infinite, `10 ^ 400`
 overflows when folded, `1 / 0`, `0 ^ -1` and `(-1) ^ 0.5` have no (real) value. Left alone they
 crashed constant folding or reached the generated code as `inf` / `nan`; here each becomes a
-located diagnostic. Folding itself stays where it is (`fold` is passed in).
+located diagnostic.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from unfoldc import ops
 from unfoldc.ir.expr import Const, Expr
 
 _LARGEST = f"{sys.float_info.max:.1e}"
@@ -37,8 +41,17 @@ def check_literal(value: float, text: str) -> NoValue | None:
                    _RANGE_HELP)
 
 
-def fold_checked(op: str, args: list, text: str,
-                 fold: Callable[[str, list], Expr | None]) -> Expr | NoValue | None:
+def fold(op: str, args: list) -> Expr | None:
+    """`op` applied to numbers, as a number; None when an argument is not one, or the operator
+    table has no folding fact for `op`."""
+    if not args or not all(isinstance(a, Const) for a in args):
+        return None
+    fact = ops.OPS[op].fold if op in ops.OPS else None
+    value = fact(*(a.value for a in args)) if fact is not None else None
+    return Const(float(value)) if value is not None else None
+
+
+def fold_checked(op: str, args: list, text: str) -> Expr | NoValue | None:
     """`fold(op, args)` (None: not folded), or why the result has no finite value.
 
     A division by a constant zero is refused even when the numerator is not constant.
