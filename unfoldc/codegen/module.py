@@ -15,6 +15,7 @@ from unfoldc.codegen.fixed_point import RUNTIME as FIXED_POINT_RUNTIME
 from unfoldc.codegen.fixed_point import FixedPointEmitter
 from unfoldc.codegen.forward import ForwardEmitter, reads_layer
 from unfoldc.codegen.helpers import HELPERS, ORDER
+from unfoldc.codegen.layers import LayerEmitter
 from unfoldc.codegen.liveness import FULL, SAME, SIZED, ZEROS, expr_reads, fit
 from unfoldc.codegen.names import Namespace
 from unfoldc.codegen.runtime import runtime_definition
@@ -53,6 +54,7 @@ class ModuleEmitter:
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
         self.trainable = TrainableEmitter(self)  # storage names: allocated here
+        self.layers = LayerEmitter(self)
         # The layer index `layer`, periodic trainables and initial values that read `layer`
         # make layer k more than a Layer module: `_layer(k)` then returns a view (layer_view_cls)
         # holding k and the values layer k reads (see forward.py).
@@ -98,19 +100,23 @@ class ModuleEmitter:
         self.helpers |= printer.helpers
         return text
 
+    def layer_values(self) -> list[Symbol]:
+        """The per-layer trainables and nets, in the order of the layer view's fields."""
+        return [*self.per_layer, *self.layer_nets]
+
     # ---- the file -------------------------------------------------------------------------------
     def emit(self) -> str:
         body = Writer()
         if self.per_layer or self.layer_nets:
-            self._layer_class(body)
+            self.layers.layer_class(body)
             body()
             body()
         if self.indexed:
-            self._layer_view_class(body)
+            self.layers.view_class(body)
             body()
             body()
         if self.trainables or self.layer_nets or self.shared_nets:
-            self._classical_class(body)
+            self.layers.classical_class(body)
             body()
             body()
         self._main_class(body)
@@ -164,121 +170,6 @@ class ModuleEmitter:
         text = self.source.line_text(line).split("#", 1)[0].strip()
         where = f"# {comment(self.p.source_name)}:{line}"
         return f"{where}: {comment(text)}" if text else where
-
-    # ---- per-layer parameters -------------------------------------------------------------------
-    def _layer_params(self) -> list[tuple[str, Symbol]]:
-        """(argument, its trainable or net) of the layer class, in order: per-layer initial
-        values (and interval bounds), nets, then periodic trainables, which default to None
-        (only layers 0..T-1 hold a copy)."""
-        def values(group):
-            out = []
-            for s in group:
-                out.append((self.n(s.name), s))
-                if s.constraint and s.constraint.kind == "interval":
-                    out += [(bound, s) for bound in self.trainable.bounds(s)]
-            return out
-        own = [s for s in self.per_layer if s.period is None]
-        periodic = [s for s in self.per_layer if s.period is not None]
-        return values(own) + [(self.n(s.name), s) for s in self.layer_nets] + values(periodic)
-
-    def _layer_args(self) -> str:
-        """The layer class's signature (after `self`)."""
-        return ", ".join(arg + ("=None" if s.period is not None else "")
-                         for arg, s in self._layer_params())
-
-    def _layer_call(self) -> tuple[str, bool]:
-        """The arguments of `Layer(...)` for layer k, and whether they read k: entry k of a net
-        list or of initial values stacked over the layer index; a periodic copy only for k < T."""
-        out = []
-        for arg, s in self._layer_params():
-            stacked = s.role == "net" or (arg == self.n(s.name) and reads_layer(s.init))
-            value = f"{arg}[k]" if stacked else arg
-            out.append(value if s.period is None else f"{value} if k < {s.period} else None")
-        reads_k = any(s.role == "net" or s.period is not None or reads_layer(s.init)
-                      for _, s in self._layer_params())
-        return ", ".join(out), reads_k
-
-    def _layer_class(self, w: Writer) -> None:
-        args = self._layer_args()
-        w(f"class {self.layer_cls}(nn.Module):")
-        w.indent()
-        if any(s.period is not None for s in self.per_layer):
-            w(f'"""The trainable parameters of one {self.p.name} layer.')
-            w()
-            w("A `periodic T` trainable is held by layers 0..T-1 only (None elsewhere): layer k")
-            w('uses the copy of layer k mod T."""')
-        else:
-            w(f'"""The trainable parameters of one {self.p.name} layer."""')
-        w()
-        w(f"def __init__(self, {args}):")
-        w.indent()
-        w("super().__init__()")
-        for s in self.per_layer:
-            w(self._origin(s.line))
-            if s.period is not None:
-                w(f"if {self.n(s.name)} is not None:")
-                w.indent()
-            self.trainable.store(w, s, self.n(s.name))
-            if s.period is not None:
-                w.dedent()
-        for s in self.layer_nets:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = {self.n(s.name)}")
-        w.dedent()
-        for s in self.per_layer:
-            self.trainable.property(w, s)
-        w.dedent()
-
-    def layer_values(self) -> list[Symbol]:
-        """The per-layer trainables and nets, in the order of the layer view's fields."""
-        return [*self.per_layer, *self.layer_nets]
-
-    def _layer_view_class(self, w: Writer) -> None:
-        """Layer k as `_step` reads it where a Layer module is not enough: its index k (the
-        layer index `layer`, the copy k mod T of a periodic trainable, entry k of a classical
-        value that reads `layer`) and its per-layer values, under a Layer's attribute names."""
-        w(f"class {self.layer_view_cls}(NamedTuple):")
-        w.indent()
-        w(f'"""Layer k of {docstring(self.p.name)} as `_step` reads it (`_layer(k)`): the index k '
-          "and the")
-        w("layer's per-layer values, learned or classical (a periodic trainable's: copy k mod T).")
-        w('"""')
-        w()
-        w("k: int")
-        for s in self.layer_values():
-            w(f"{self.n(s.name)}: {'nn.Module' if s.role == 'net' else 'torch.Tensor'}")
-        w.dedent()
-
-    def _classical_class(self, w: Writer) -> None:
-        """The classical layer: every trainable (per-layer and shared) and net at its initial
-        value, under the attribute names of a learned layer, in buffers outside state_dict."""
-        names = [self.n(s.name) for s in [*self.trainables, *self.layer_nets, *self.shared_nets]]
-        w(f"class {self.classical_cls}(nn.Module):")
-        w.indent()
-        w(f'"""One layer of the untrained {self.p.name}: every trainable at its initial value.')
-        w()
-        w("Attribute names are a learned layer's (and the network's shared trainables); values")
-        w("are non-persistent buffers: they follow .to(), never train and stay out of state_dict.")
-        if self.layer_nets or self.shared_nets:
-            w("Nets are frozen copies of their initial weights (a per-layer net: layer 0's); for a")
-            w("zero_last net that is the classical update itself.")
-        if any(reads_layer(s.init) for s in self.per_layer):
-            w("An initial value that reads `layer` is stacked, one entry per layer (per copy of a")
-            w("periodic trainable): `_layer(k, classical=True)` takes layer k's.")
-        w('"""')
-        w()
-        w(f"def __init__(self, {', '.join(names)}):")
-        w.indent()
-        w("super().__init__()")
-        for s in self.trainables:
-            w(self._origin(s.line))
-            name = self.n(s.name)
-            w(f'self.register_buffer("{name}", {name}.detach().clone(), persistent=False)')
-        for s in [*self.layer_nets, *self.shared_nets]:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = frozen({self.n(s.name)})")
-        w.dedent()
-        w.dedent()
 
     # ---- the network class ----------------------------------------------------------------------
     def _main_class(self, w: Writer) -> None:
@@ -384,15 +275,7 @@ class ModuleEmitter:
         self.check_schedules(w, self._setup_schedules(), "setup")
         for s in self.trainables:
             self.trainable.init(w, pr, s)
-        self._shared_nets(w)
-        if self.per_layer or self.layer_nets:
-            args, reads_k = self._layer_call()
-            w("self.layers = nn.ModuleList(")
-            w(f"    [{self.layer_cls}({args}) for {'k' if reads_k else '_'} in range(num_layers)]")
-            w(")")
-        else:
-            w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
-        self._classical_init(w)
+        self.layers.init(w)
         w.dedent()
 
     # ---- vectors indexed by the layer index ----------------------------------------------------
@@ -443,30 +326,6 @@ class ModuleEmitter:
             w(f"    raise ValueError(f{literal(parts[0])}")
             for part in parts[1:]:
                 w(f"                     f{literal(part)}" + (")" if part is parts[-1] else ""))
-
-    def _classical_init(self, w: Writer) -> None:
-        learned = [*self.trainables, *self.layer_nets, *self.shared_nets]
-        if not learned:
-            w("self.classical = nn.Module()  # nothing is learned: every layer is classical")
-            return
-        args = [self.n(s.name) for s in self.trainables]
-        args += [f"{self.n(s.name)}[0]" for s in self.layer_nets]
-        args += [f"self.{self.n(s.name)}" for s in self.shared_nets]
-        w("# the untrained layer (classical_step, safeguard): initial values, kept as they are")
-        w(f"self.classical = {self.classical_cls}({', '.join(args)})")
-
-    def _shared_nets(self, w: Writer) -> None:
-        if self.layer_nets or self.shared_nets:
-            w("generator = torch.Generator().manual_seed(seed)  # reproducible net weights")
-        for s in self.shared_nets:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = {netgen.construct(s, self.dim_name)}")
-        for s in self.layer_nets:
-            w(self._origin(s.line))
-            w(f"{self.n(s.name)} = [")
-            w(f"    {netgen.construct(s, self.dim_name)}")
-            w("    for _ in range(num_layers)")
-            w("]")
 
     def _read_in_forward(self) -> set[str]:
         return {n.name for a in self.p.prologue + self.p.body for n in symbols(a.value)}
