@@ -145,6 +145,18 @@ def test_layer_in_the_body_matches_the_interpreter_and_numpy():
     torch._dynamo.reset()
 
 
+def test_a_long_per_layer_value_of_the_report_is_one_value():
+    """Regression: the report wrapped a long assignment by splitting its text at the commas
+    after the first `(`, which turned `q0 = like.new_tensor(1) / (1 + k) * (...)` into a
+    tuple and made convergence_report() raise a TypeError; calls are now wrapped at their
+    arguments and nothing else is split."""
+    H, _ = problem()
+    model = _load_text(BODY)(H=torch.tensor(H), steps=torch.linspace(0.01, 0.03, 6,
+                                                                     dtype=F64))
+    report = model.convergence_report()
+    assert report.verdict in ("certified", "violated", "uncertified")
+
+
 def test_a_layer_dependent_step_is_never_certified_where_it_is_too_large():
     """`(layer + 1) * mu` outgrows 2 / L: those layers fail, the report is not certified."""
     text = BODY.replace("(mu / (layer + 1) + steps[layer])", "(layer + 1) * mu")

@@ -53,16 +53,8 @@ class ExprPrinter:
 
     def _op(self, e: Op) -> Code:
         opdef = ops.OPS[e.op]
-        args = [self.code(a) for a in e.args]
-        if e.op in ("div", "pow") and _may_raise(e) and all(is_number(a) for a in e.args):
-            args[0] = _tensor(args[0])
-        if not opdef.infix:
-            # torch's overloads take tensors, or numbers beside a tensor first argument, but
-            # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a tensor)
-            mixed = not all(is_number(a) for a in e.args[1:])
-            args = [_tensor(c) if is_number(a) and (i == 0 or mixed or not
-                                                     opdef.numbers_after_first) else c
-                    for i, (a, c) in enumerate(zip(e.args, args))]
+        args = [_tensor(self.code(a)) if as_tensor else self.code(a)
+                for a, as_tensor in zip(e.args, tensor_args(e))]
         if opdef.condition_first:
             args[0] = self._condition(e.args[0])
         if opdef.elementwise:
@@ -76,10 +68,10 @@ class ExprPrinter:
         """`e` as a boolean: a comparison as itself (`a < b`), anything else `e != 0`."""
         if isinstance(e, Op) and ops.OPS[e.op].boolean:
             args = [_align(self.code(a), e.type.rank) for a in e.args]
-            if all(is_number(a) for a in e.args):  # `m < n` of two ints is a Python bool
+            if condition_tensor(e):  # `m < n` of two ints is a Python bool
                 args[0] = _tensor(args[0])
             return Code(ops.compare_text(ops.OPS[e.op].boolean, args), 0, e.type)
-        c = _tensor(self.code(e)) if is_number(e) else self.code(e)
+        c = _tensor(self.code(e)) if condition_tensor(e) else self.code(e)
         return Code(f"{c.at(ops.PREC_ADD)} != 0", 0, e.type)
 
     def _spelled(self, t: Type) -> Type:
@@ -88,6 +80,31 @@ class ExprPrinter:
         dims = tuple(self.name_of(Sym(d, SCALAR, "dim")) if isinstance(d, str) else d
                      for d in t.dims)
         return replace(t, dims=dims)
+
+
+def tensor_args(e: Op) -> list[bool]:
+    """Which operands of `e` the printer writes as tensors (`like.new_tensor(...)`): numbers
+    where torch (or Python arithmetic that may raise) needs a tensor. Decided from the IR, so
+    codegen/liveness.py knows that the printed code reads `like` before anything is printed."""
+    opdef = ops.OPS[e.op]
+    if e.op in ("div", "pow"):  # infix: `1 / layer` raises in layer 0 where a tensor gives inf
+        return [i == 0 and _may_raise(e) and all(is_number(a) for a in e.args)
+                for i in range(len(e.args))]
+    if opdef.infix:
+        return [False] * len(e.args)
+    # torch's overloads take tensors, or numbers beside a tensor first argument, but
+    # not numbers beside tensor further arguments (`torch.clamp(v, 0, hi)`, hi a tensor)
+    mixed = not all(is_number(a) for a in e.args[1:])
+    return [is_number(a) and (i == 0 or mixed or not opdef.numbers_after_first)
+            for i, a in enumerate(e.args)]
+
+
+def condition_tensor(e: Expr) -> bool:
+    """Whether the condition `e` (the first operand of a `condition_first` operator) is printed
+    with a tensor first operand: a comparison of numbers, or a number compared with 0."""
+    if isinstance(e, Op) and ops.OPS[e.op].boolean:
+        return all(is_number(a) for a in e.args)
+    return is_number(e)
 
 
 _PYTHON_ARITHMETIC = {"add", "sub", "mul", "div", "pow", "neg"}

@@ -21,22 +21,10 @@ travels with the parameters and `_step`'s signature is the same for every networ
 
 from __future__ import annotations
 
-import ast
-import textwrap
-
+from unfoldc.codegen.liveness import dim_reads, expr_reads, fit_reads, unpacked
 from unfoldc.codegen.text import docstring
-from unfoldc.codegen.writer import Writer, batched_shape, drop_unread, shape_tuple
+from unfoldc.codegen.writer import Writer, batched_shape, call_lines, def_lines, shape_parts
 from unfoldc.ir.expr import Sym, symbols, walk
-
-COLUMNS = 100
-
-
-def _names(lines: list[str], ctx: type) -> list[str]:
-    """Names loaded (ctx ast.Load) or stored (ast.Store) in `lines`, in order of appearance."""
-    tree = ast.parse(textwrap.dedent("\n".join(lines)))
-    found = [(n.lineno, n.col_offset, n.id) for n in ast.walk(tree)
-             if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)]
-    return list(dict.fromkeys(name for *_, name in sorted(found)))
 
 
 def _tuple(names: list[str]) -> str:
@@ -56,26 +44,30 @@ class ForwardEmitter:
 
     def emit(self, w) -> None:
         """The methods, at the class body's indentation of `w`."""
-        step, output, start = self._step_body(w), self._output_body(w), self._start_body(w)
-        reads = set(_names(step + output, ast.Load))
-        defined = self.inputs + _names(start, ast.Store)
-        self.context = [n for n in dict.fromkeys(defined) if n in reads and n not in self.states]
+        step_reads, output_reads = self._step_reads(), self._output_reads()
+        start, stores, start_reads = self._start_body(w)
+        # the per-call values `_step` and `_output` read, in the order `_start` defines them
+        defined = self.inputs + ["B", "like"] + stores
+        self.context = [n for n in dict.fromkeys(defined)
+                        if n in step_reads | output_reads and n not in self.states]
         for method in (self._forward, self._classical_step, self._depth, self._layer):
             method(w)
             w()
-        self._start(w, start)
+        self._start(w, start, start_reads | set(self.context))
         w()
         self._method(w, "_step(self, layer, context, states)",
-                     "One layer: the update equations of the spec, in order.", step)
+                     "One layer: the update equations of the spec, in order.",
+                     self._step_body(w), step_reads)
         w()
         self._method(w, "_output(self, context, states)",
-                     "What forward returns, from the states after a layer.", output)
+                     "What forward returns, from the states after a layer.",
+                     self._output_body(w), output_reads)
 
     # ---- public methods -------------------------------------------------------------------------
     def _forward(self, w) -> None:
         flags = ["*", "num_layers=None", "all_layers=False", "checkpoint=False", "safeguard=False",
                  "safeguard_delta=0.1", "safeguard_theta=0.1"]
-        self._signature(w, "forward", ["self"] + self.inputs + flags)
+        def_lines(w, "forward", ["self"] + self.inputs + flags)
         w.indent()
         self._forward_doc(w)
         w("K = self._depth(num_layers)")
@@ -131,7 +123,7 @@ class ForwardEmitter:
     def _classical_step(self, w) -> None:
         states = self.states
         index = ["*", "k"] if self.em.indexed else []
-        self._signature(w, "classical_step", ["self"] + self.inputs + states + index)
+        def_lines(w, "classical_step", ["self"] + self.inputs + states + index)
         w.indent()
         w(f'"""One layer of the untrained {docstring(self.p.name)}: every trainable at its '
           'initial value.')
@@ -202,14 +194,7 @@ class ForwardEmitter:
 
     def _view(self, w, values: list[str]) -> None:
         """`return <Net>LayerAt(k, values...)`, one value a line beyond 100 columns."""
-        call = f"return {self.em.layer_view_cls}({', '.join(['k', *values])})"
-        if 4 * w.depth + len(call) <= COLUMNS:
-            w(call)
-            return
-        w(f"return {self.em.layer_view_cls}(")
-        for value in ["k", *values]:
-            w(f"    {value},")
-        w(")")
+        call_lines(w, f"return {self.em.layer_view_cls}", ["k", *values])
 
     def _entry(self, s, classical: bool) -> str:
         """Layer k's value of the per-layer trainable or net `s`, from `self.layers` or
@@ -223,43 +208,72 @@ class ForwardEmitter:
             return f"self.classical.{name}"
         return f"self.classical.{name}[min({position}, len(self.classical.{name}) - 1)]"
 
-    def _start(self, w, body: list[str]) -> None:
-        self._signature(w, "_start", ["self", "shared"] + self.inputs)
+    def _start(self, w, body: list[str], reads: set[str]) -> None:
+        """`_start`: `B` and `like` first where `reads` (its lines' and its return's) has them."""
+        def_lines(w, "_start", ["self", "shared"] + self.inputs)
         w.indent()
         w('"""Check the inputs; return the per-call values the layers read and the initial states.')
         w()
         w("`shared` holds the shared trainables: the network itself, or `self.classical`.")
         w('"""')
-        w.dedent()
-        start = len(w.lines)
+        if "B" in reads:
+            w(f"B = {self.inputs[0]}.shape[0]" if self.inputs else "B = 1")
+        if "like" in reads:
+            w(f"like = {self.inputs[0]}" if self.inputs else "like = next(self.buffers())")
         w.lines += body
-        w.indent()
         w(f"return {_tuple(self.context)}, {_tuple(self.states)}")
         w.dedent()
-        drop_unread(w, start, ("B", "like"))
 
-    def _start_body(self, w) -> list[str]:
-        """The lines of `_start` before its return (B and like first: dropped where unread)."""
+    def _start_body(self, w) -> tuple[list[str], list[str], set[str]]:
+        """The lines of `_start` after `B` and `like` and before its return, the names they
+        assign (in order) and the names they read."""
         em, p = self.em, self.p
         pr = em._printer("forward")
         out = _writer(w.depth + 1)
-        out(f"B = {self.inputs[0]}.shape[0]" if self.inputs else "B = 1")
-        out(f"like = {self.inputs[0]}" if self.inputs else "like = next(self.buffers())")
-        em._bind_forward_dims(out)
-        em._bind_shared(out, prefix="shared.")
+        stores = em._bind_forward_dims(out)
+        stores += em._bind_shared(out, prefix="shared.")
+        reads: set[str] = set()
         for a in [a for a in p.prologue if a.kind == "let"]:
             out(em._origin(a.line))
             out(f"{em.n(a.target)} = {em.expr(pr, a.value)}")
+            stores.append(em.n(a.target))
+            reads |= expr_reads(a.value, pr.name_of)
         hoisted = [a for a in p.prologue if a.kind == "hoisted"]
         if hoisted:
             out("# -- loop-invariant work, hoisted out of the layer loop --")
             for a in hoisted:
                 out(f"{em.n(a.target)} = {em.expr(pr, a.value)}")
+                stores.append(em.n(a.target))
+                reads |= expr_reads(a.value, pr.name_of)
         out("# -- initial states --")
         for a in [a for a in p.prologue if a.kind == "init"]:
             out(em._origin(a.line))
             out(f"{em.n(a.target)} = {em._state_init(pr, a)}")
-        return out.lines
+            stores.append(em.n(a.target))
+            reads |= fit_reads(p.symbol(a.target), a.value, pr.name_of, em.n)
+        return out.lines, stores, reads
+
+    def _step_reads(self) -> set[str]:
+        """The names `_step` reads: the states it returns and what its assignments read."""
+        em, p = self.em, self.p
+        name_of = em._printer("forward").name_of
+        reads = set(self.states)
+        for a in p.body:
+            if a.kind == "update":
+                reads |= fit_reads(p.symbol(a.target), a.value, name_of, em.n)
+            else:
+                reads |= expr_reads(a.value, name_of)
+        return reads
+
+    def _output_reads(self) -> set[str]:
+        """The names `_output` reads: the outputs, and the batch size and the sizes an output
+        shared by the batch is expanded to."""
+        reads = {self.em.n(o) for o in self.p.outputs}
+        for o in self.p.outputs:
+            t = self.p.symbol(o).type
+            if not t.batched:
+                reads |= {"B"} | dim_reads(t, self.em.n)
+        return reads
 
     def _step_body(self, w) -> list[str]:
         em, p = self.em, self.p
@@ -296,38 +310,23 @@ class ForwardEmitter:
             s = self.p.symbol(o)
             text = em.n(o)
             if not s.type.batched:
-                text = f"{text}.expand({shape_tuple(s.type, em.dim_name, 'B')[1:-1]})"
+                parts = shape_parts(s.type, em.dim_name, "B")
+                text = f"{text}.expand({', '.join(parts)}{',' if len(parts) == 1 else ''})"
             outs.append(text)
         out(f"return {outs[0]}" if len(outs) == 1 else f"return self.Output({', '.join(outs)})")
         return out.lines
 
-    def _method(self, w, signature: str, doc: str, body: list[str]) -> None:
-        """`def signature:` with its docstring, the context and states it reads, and `body`."""
+    def _method(self, w, signature: str, doc: str, body: list[str], reads: set[str]) -> None:
+        """`def signature:` with its docstring, the context and states it `reads`, and `body`."""
         w(f"def {signature}:")
         w.indent()
         w(f'"""{doc}"""')
-        reads = set(_names(body, ast.Load))
         for names, source in ((self.context, "context"), (self.states, "states")):
-            if any(n in reads for n in names):
-                targets = [n if n in reads else "_" for n in names]
+            targets = unpacked(names, reads)
+            if targets is not None:
                 w(f"{_tuple(targets) if len(targets) == 1 else ', '.join(targets)} = {source}")
         w.dedent()
         w.lines += body
-
-    @staticmethod
-    def _signature(w, name: str, args: list[str]) -> None:
-        """`def name(args):`, its arguments wrapped under the first one beyond 100 columns."""
-        head = f"def {name}("
-        lines, pad = [head], " " * (4 * w.depth + len(head))
-        for i, arg in enumerate(args):
-            piece = arg + ("," if i < len(args) - 1 else "):")
-            if len(pad) + len(lines[-1]) - len(head) + len(piece) + 1 > COLUMNS and i:
-                lines.append("")
-            lines[-1] += (" " if lines[-1] not in (head, "") else "") + piece
-        w(lines[0])
-        for line in lines[1:]:
-            w(" " * len(head) + line)
-
 
 def reads_layer(e) -> bool:
     """Whether the expression `e` (or None) reads the layer index `layer`."""

@@ -182,6 +182,11 @@ def interval(raw, init, lo, hi):
 # Fixed order of helpers in generated files (determinism).
 ORDER = tuple(HELPERS)
 
+# The helpers whose last parameter is `like` (dtype and device of the tensors they make): code
+# that calls one reads the local `like` (codegen/liveness.py). tests/test_liveness.py checks
+# this against the definitions above.
+TAKES_LIKE = frozenset({"fill", "eye", "zeros", "ones", "as_mask"})
+
 
 # Learned sub-networks (semantics/nets.py): written into generated files that declare a `net`.
 HELPERS["activations"] = '''

@@ -15,10 +15,13 @@ from unfoldc.codegen.fixed_point import RUNTIME as FIXED_POINT_RUNTIME
 from unfoldc.codegen.fixed_point import FixedPointEmitter
 from unfoldc.codegen.forward import ForwardEmitter, reads_layer
 from unfoldc.codegen.helpers import HELPERS, ORDER
+from unfoldc.codegen.layers import LayerEmitter
+from unfoldc.codegen.liveness import FULL, SAME, SIZED, ZEROS, expr_reads, fit
 from unfoldc.codegen.names import Namespace
 from unfoldc.codegen.runtime import runtime_definition
 from unfoldc.codegen.text import comment, docstring, docstring_lines, literal
-from unfoldc.codegen.writer import Writer, drop_unread, shape_tuple
+from unfoldc.codegen.trainables import TrainableEmitter
+from unfoldc.codegen.writer import Writer, shape_tuple
 from unfoldc.convergence.emit import ConvergenceEmitter
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols, walk
 from unfoldc.ir.program import Assign, Program, Symbol
@@ -50,7 +53,8 @@ class ModuleEmitter:
         self.shared_nets = [s for s in nets if not s.per_layer]
         for s in nets:
             self.helpers |= netgen.helpers_for(s)
-        self.storage = {s.name: self._storage_names(s) for s in self.trainables}
+        self.trainable = TrainableEmitter(self)  # storage names: allocated here
+        self.layers = LayerEmitter(self)
         # The layer index `layer`, periodic trainables and initial values that read `layer`
         # make layer k more than a Layer module: `_layer(k)` then returns a view (layer_view_cls)
         # holding k and the values layer k reads (see forward.py).
@@ -72,18 +76,6 @@ class ModuleEmitter:
     # ---- naming ---------------------------------------------------------------------------------
     def n(self, name: str) -> str:
         return self.ns.name(name)
-
-    def _storage_names(self, s: Symbol) -> dict[str, str]:
-        base = self.n(s.name)
-        kind = s.constraint.kind if s.constraint else None
-        if kind == "positive":
-            return {"raw": self.ns.fresh(base + "_log"), "init": self.ns.fresh(base + "_init")}
-        if kind == "nonneg":
-            return {"raw": self.ns.fresh(base + "_raw")}
-        if kind == "interval":
-            return {"raw": self.ns.fresh(base + "_raw"), "init": self.ns.fresh(base + "_init"),
-                    "lo": self.ns.fresh(base + "_lo"), "hi": self.ns.fresh(base + "_hi")}
-        return {}
 
     def _printer(self, scope: str) -> ExprPrinter:
         """A printer for `setup` (inside __init__) or `forward` code."""
@@ -108,19 +100,23 @@ class ModuleEmitter:
         self.helpers |= printer.helpers
         return text
 
+    def layer_values(self) -> list[Symbol]:
+        """The per-layer trainables and nets, in the order of the layer view's fields."""
+        return [*self.per_layer, *self.layer_nets]
+
     # ---- the file -------------------------------------------------------------------------------
     def emit(self) -> str:
         body = Writer()
         if self.per_layer or self.layer_nets:
-            self._layer_class(body)
+            self.layers.layer_class(body)
             body()
             body()
         if self.indexed:
-            self._layer_view_class(body)
+            self.layers.view_class(body)
             body()
             body()
         if self.trainables or self.layer_nets or self.shared_nets:
-            self._classical_class(body)
+            self.layers.classical_class(body)
             body()
             body()
         self._main_class(body)
@@ -175,164 +171,6 @@ class ModuleEmitter:
         where = f"# {comment(self.p.source_name)}:{line}"
         return f"{where}: {comment(text)}" if text else where
 
-    # ---- per-layer parameters -------------------------------------------------------------------
-    def _layer_params(self) -> list[tuple[str, Symbol]]:
-        """(argument, its trainable or net) of the layer class, in order: per-layer initial
-        values (and interval bounds), nets, then periodic trainables, which default to None
-        (only layers 0..T-1 hold a copy)."""
-        def values(group):
-            out = []
-            for s in group:
-                out.append((self.n(s.name), s))
-                if s.constraint and s.constraint.kind == "interval":
-                    out += [(self.storage[s.name]["lo"], s), (self.storage[s.name]["hi"], s)]
-            return out
-        own = [s for s in self.per_layer if s.period is None]
-        periodic = [s for s in self.per_layer if s.period is not None]
-        return values(own) + [(self.n(s.name), s) for s in self.layer_nets] + values(periodic)
-
-    def _layer_args(self) -> str:
-        """The layer class's signature (after `self`)."""
-        return ", ".join(arg + ("=None" if s.period is not None else "")
-                         for arg, s in self._layer_params())
-
-    def _layer_call(self) -> tuple[str, bool]:
-        """The arguments of `Layer(...)` for layer k, and whether they read k: entry k of a net
-        list or of initial values stacked over the layer index; a periodic copy only for k < T."""
-        out = []
-        for arg, s in self._layer_params():
-            stacked = s.role == "net" or (arg == self.n(s.name) and reads_layer(s.init))
-            value = f"{arg}[k]" if stacked else arg
-            out.append(value if s.period is None else f"{value} if k < {s.period} else None")
-        reads_k = any(s.role == "net" or s.period is not None or reads_layer(s.init)
-                      for _, s in self._layer_params())
-        return ", ".join(out), reads_k
-
-    def _layer_class(self, w: Writer) -> None:
-        args = self._layer_args()
-        w(f"class {self.layer_cls}(nn.Module):")
-        w.indent()
-        if any(s.period is not None for s in self.per_layer):
-            w(f'"""The trainable parameters of one {self.p.name} layer.')
-            w()
-            w("A `periodic T` trainable is held by layers 0..T-1 only (None elsewhere): layer k")
-            w('uses the copy of layer k mod T."""')
-        else:
-            w(f'"""The trainable parameters of one {self.p.name} layer."""')
-        w()
-        w(f"def __init__(self, {args}):")
-        w.indent()
-        w("super().__init__()")
-        for s in self.per_layer:
-            w(self._origin(s.line))
-            if s.period is not None:
-                w(f"if {self.n(s.name)} is not None:")
-                w.indent()
-            self._store_trainable(w, s, self.n(s.name))
-            if s.period is not None:
-                w.dedent()
-        for s in self.layer_nets:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = {self.n(s.name)}")
-        w.dedent()
-        for s in self.per_layer:
-            self._trainable_property(w, s)
-        w.dedent()
-
-    def layer_values(self) -> list[Symbol]:
-        """The per-layer trainables and nets, in the order of the layer view's fields."""
-        return [*self.per_layer, *self.layer_nets]
-
-    def _layer_view_class(self, w: Writer) -> None:
-        """Layer k as `_step` reads it where a Layer module is not enough: its index k (the
-        layer index `layer`, the copy k mod T of a periodic trainable, entry k of a classical
-        value that reads `layer`) and its per-layer values, under a Layer's attribute names."""
-        w(f"class {self.layer_view_cls}(NamedTuple):")
-        w.indent()
-        w(f'"""Layer k of {docstring(self.p.name)} as `_step` reads it (`_layer(k)`): the index k '
-          "and the")
-        w("layer's per-layer values, learned or classical (a periodic trainable's: copy k mod T).")
-        w('"""')
-        w()
-        w("k: int")
-        for s in self.layer_values():
-            w(f"{self.n(s.name)}: {'nn.Module' if s.role == 'net' else 'torch.Tensor'}")
-        w.dedent()
-
-    def _classical_class(self, w: Writer) -> None:
-        """The classical layer: every trainable (per-layer and shared) and net at its initial
-        value, under the attribute names of a learned layer, in buffers outside state_dict."""
-        names = [self.n(s.name) for s in [*self.trainables, *self.layer_nets, *self.shared_nets]]
-        w(f"class {self.classical_cls}(nn.Module):")
-        w.indent()
-        w(f'"""One layer of the untrained {self.p.name}: every trainable at its initial value.')
-        w()
-        w("Attribute names are a learned layer's (and the network's shared trainables); values")
-        w("are non-persistent buffers: they follow .to(), never train and stay out of state_dict.")
-        if self.layer_nets or self.shared_nets:
-            w("Nets are frozen copies of their initial weights (a per-layer net: layer 0's); for a")
-            w("zero_last net that is the classical update itself.")
-        if any(reads_layer(s.init) for s in self.per_layer):
-            w("An initial value that reads `layer` is stacked, one entry per layer (per copy of a")
-            w("periodic trainable): `_layer(k, classical=True)` takes layer k's.")
-        w('"""')
-        w()
-        w(f"def __init__(self, {', '.join(names)}):")
-        w.indent()
-        w("super().__init__()")
-        for s in self.trainables:
-            w(self._origin(s.line))
-            name = self.n(s.name)
-            w(f'self.register_buffer("{name}", {name}.detach().clone(), persistent=False)')
-        for s in [*self.layer_nets, *self.shared_nets]:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = frozen({self.n(s.name)})")
-        w.dedent()
-        w.dedent()
-
-    def _store_trainable(self, w: Writer, s: Symbol, value: str) -> None:
-        """Register the storage of trainable `s`, whose initial value is in local `value` (and
-        interval bounds in locals named like their buffers)."""
-        st = self.storage[s.name]
-        kind = s.constraint.kind if s.constraint else None
-        if kind == "positive":
-            w(f'self.register_buffer("{st["init"]}", {value}.clone())')
-            w(f"self.{st['raw']} = nn.Parameter(torch.zeros_like({value}))")
-        elif kind == "nonneg":
-            w(f"self.{st['raw']} = nn.Parameter({value}.clone())")
-        elif kind == "interval":
-            w(f'self.register_buffer("{st["init"]}", {value}.clone())')
-            w(f'self.register_buffer("{st["lo"]}", {st["lo"]}.clone())')
-            w(f'self.register_buffer("{st["hi"]}", {st["hi"]}.clone())')
-            w(f"self.{st['raw']} = nn.Parameter(torch.zeros_like({value}))")
-        else:
-            w(f"self.{self.n(s.name)} = nn.Parameter({value}.clone())")
-
-    def _trainable_property(self, w: Writer, s: Symbol) -> None:
-        st = self.storage[s.name]
-        kind = s.constraint.kind if s.constraint else None
-        if kind is None:
-            return
-        if kind == "positive":
-            self.helpers.add("positive")
-            value = f"positive(self.{st['raw']}, self.{st['init']})"
-            doc = f"`{s.name}` = initial value * exp({st['raw']}): always positive."
-        elif kind == "nonneg":
-            value = f"self.{st['raw']}.abs()"
-            doc = f"`{s.name}` = |{st['raw']}|: never negative."
-        else:
-            self.helpers.add("interval")
-            value = (f"interval(self.{st['raw']}, self.{st['init']}, self.{st['lo']}, "
-                     f"self.{st['hi']})")
-            doc = f"`{s.name}` in [lo, hi]; equals its initial value where {st['raw']} = 0."
-        w()
-        w("@property")
-        w(f"def {self.n(s.name)}(self):")
-        w.indent()
-        w(f'"""{doc}"""')
-        w(f"return {value}")
-        w.dedent()
-
     # ---- the network class ----------------------------------------------------------------------
     def _main_class(self, w: Writer) -> None:
         p = self.p
@@ -355,7 +193,7 @@ class ModuleEmitter:
         w()
         self._init(w)
         for s in self.shared:
-            self._trainable_property(w, s)
+            self.trainable.property(w, s)
         w()
         w("def extra_repr(self):")
         w.indent()
@@ -436,16 +274,8 @@ class ModuleEmitter:
                 w(f'self.register_buffer("{self.n(a.target)}", {self.n(a.target)})')
         self.check_schedules(w, self._setup_schedules(), "setup")
         for s in self.trainables:
-            self._trainable_init(w, pr, s)
-        self._shared_nets(w)
-        if self.per_layer or self.layer_nets:
-            args, reads_k = self._layer_call()
-            w("self.layers = nn.ModuleList(")
-            w(f"    [{self.layer_cls}({args}) for {'k' if reads_k else '_'} in range(num_layers)]")
-            w(")")
-        else:
-            w("self.layers = nn.ModuleList()  # this network has no per-layer parameters")
-        self._classical_init(w)
+            self.trainable.init(w, pr, s)
+        self.layers.init(w)
         w.dedent()
 
     # ---- vectors indexed by the layer index ----------------------------------------------------
@@ -497,30 +327,6 @@ class ModuleEmitter:
             for part in parts[1:]:
                 w(f"                     f{literal(part)}" + (")" if part is parts[-1] else ""))
 
-    def _classical_init(self, w: Writer) -> None:
-        learned = [*self.trainables, *self.layer_nets, *self.shared_nets]
-        if not learned:
-            w("self.classical = nn.Module()  # nothing is learned: every layer is classical")
-            return
-        args = [self.n(s.name) for s in self.trainables]
-        args += [f"{self.n(s.name)}[0]" for s in self.layer_nets]
-        args += [f"self.{self.n(s.name)}" for s in self.shared_nets]
-        w("# the untrained layer (classical_step, safeguard): initial values, kept as they are")
-        w(f"self.classical = {self.classical_cls}({', '.join(args)})")
-
-    def _shared_nets(self, w: Writer) -> None:
-        if self.layer_nets or self.shared_nets:
-            w("generator = torch.Generator().manual_seed(seed)  # reproducible net weights")
-        for s in self.shared_nets:
-            w(self._origin(s.line))
-            w(f"self.{self.n(s.name)} = {netgen.construct(s, self.dim_name)}")
-        for s in self.layer_nets:
-            w(self._origin(s.line))
-            w(f"{self.n(s.name)} = [")
-            w(f"    {netgen.construct(s, self.dim_name)}")
-            w("    for _ in range(num_layers)")
-            w("]")
-
     def _read_in_forward(self) -> set[str]:
         return {n.name for a in self.p.prologue + self.p.body for n in symbols(a.value)}
 
@@ -541,44 +347,6 @@ class ModuleEmitter:
         w(f'self.register_buffer("{name}", {name})')
         self.helpers.add("fill")
 
-    def _trainable_init(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
-        name = self.n(s.name)
-        shape = shape_tuple(s.type, self.dim_name) if s.type.dims else "()"
-        self.helpers.add("fill")
-        w(self._origin(s.line))
-        if s.per_layer and reads_layer(s.init):  # copy k starts from the value at layer = k
-            copies = "num_layers" if s.period is None else f"min({s.period}, num_layers)"
-            w(f"{name} = torch.stack([")
-            w(f"    fill({self.expr(pr, s.init)}, {shape}, like)")
-            w(f"    for {self.layer_index} in range({copies})")
-            w("])")
-        else:
-            w(f"{name} = fill({self.expr(pr, s.init)}, {shape}, like)")
-        self._check_constraint(w, pr, s)
-        if not s.per_layer:
-            self._store_trainable(w, s, name)
-
-    def _check_constraint(self, w: Writer, pr: ExprPrinter, s: Symbol) -> None:
-        c = s.constraint
-        if c is None:
-            return
-        name, st = self.n(s.name), self.storage[s.name]
-        where = f"{self.p.source_name}:{s.line}"
-        if c.kind == "positive":
-            cond, what = f"({name} > 0).all()", "positive"
-        elif c.kind == "nonneg":
-            # |raw| would silently turn a negative initial value into its absolute value.
-            cond, what = f"({name} >= 0).all()", "nonnegative"
-        else:
-            lo, hi = (self.expr(pr, b) for b in c.bounds)
-            w(f"{st['lo']} = fill({lo}, (), like)")
-            w(f"{st['hi']} = fill({hi}, (), like)")
-            cond = f"(({name} >= {st['lo']}) & ({name} <= {st['hi']})).all()"
-            what = f"in [{lo}, {hi}]"
-        w(f"if not bool({cond}):")
-        message = f"{where}: the initial value of `{s.name}` must be {what}"
-        w(f"    raise ValueError({literal(message)})")
-
     # ---- the interface of the report emitter (convergence/emit.py): the module's names for
     # dimensions and the lines that bind them ----------------------------------------------------
     def dim_name(self, d) -> str:
@@ -593,12 +361,15 @@ class ModuleEmitter:
         used = {n.name for e in exprs for n in symbols(e) if n.role == "dim"}
         used |= {d for s in self.p.symbols if s.role in ("param", "train") for d in s.type.dims}
         used |= {d for s in self.p.by_role("net") for d in netgen.dims_of(s)}
-        used |= {d for e in exprs for n in walk(e) if getattr(n, "op", "") in _SIZED
+        used |= {d for e in exprs for n in walk(e) if getattr(n, "op", "") in SIZED
                  for d in n.type.dims}
         return {n for d in used for n in dim_names(d)}
 
-    def bind_dims(self, w: Writer, used: set[str], roles: tuple[str, ...], prefix: str) -> None:
-        """`m, n = H.shape` lines for the dimensions `used`, read from symbols of `roles`."""
+    def bind_dims(self, w: Writer, used: set[str], roles: tuple[str, ...],
+                  prefix: str) -> list[str]:
+        """`m, n = H.shape` lines for the dimensions `used`, read from symbols of `roles`;
+        returns the names they assign, in order."""
+        bound = []
         for s in self.p.symbols:
             if s.role not in roles:
                 continue
@@ -613,7 +384,9 @@ class ModuleEmitter:
                 continue
             target = ", ".join(names) + ("," if len(names) == 1 else "")
             w(f"{target} = {prefix}{self.n(s.name)}.shape")
+            bound += [n for n in names if n != "_"]
             used -= {b.dim for b in mine}
+        return bound
 
     # ---- forward: see forward.py -------------------------------------------------------------
     def _objective(self, w: Writer) -> None:
@@ -630,11 +403,10 @@ class ModuleEmitter:
         w()
         w("Evaluate it on any layer's output, e.g. `model.objective(s=model(x), x=x)`.")
         w('"""')
-        start = len(w.lines)
         givens = p.by_role("given")
         source = f"self.{self.n(givens[0].name)}" if givens else (args[0] if args else "")
-        if source:  # numbers in calls (`sqrt(n)`) become tensors like it
-            w(f"like = {source}")
+        if source and "like" in expr_reads(p.objective, pr.name_of):
+            w(f"like = {source}")  # numbers in calls (`sqrt(n)`) become tensors like it
         # dimensions the objective reads: from the givens, else from the inputs it is passed
         dims = {x.name for x in symbols(p.objective) if x.role == "dim"}
         self.bind_dims(w, dims, ("given",), "self.")
@@ -646,8 +418,6 @@ class ModuleEmitter:
         if not p.objective.type.batched:
             text = f"({text}).expand({args[0]}.shape[0])" if args else text
         w(f"return {text}")
-        if source:
-            drop_unread(w, start, ("like",))
         w.dedent()
 
     def _objective_line(self) -> int:
@@ -656,13 +426,15 @@ class ModuleEmitter:
                 return i
         return 0
 
-    def _bind_forward_dims(self, w: Writer) -> None:
+    def _bind_forward_dims(self, w: Writer) -> list[str]:
+        """Bind the dimensions forward reads and check the inputs' shapes; returns the names
+        bound, in order."""
         checked = self._checked_inputs()
         used = self._used_dims_forward() | {n for s in checked for d in s.type.dims
                                             for n in dim_names(d)}
-        self.bind_dims(w, set(used), roles=("given",), prefix="self.")
+        bound = self.bind_dims(w, set(used), roles=("given",), prefix="self.")
         remaining = used - {b.dim for b in self.p.dims if self._role_of(b.symbol) == "given"}
-        self.bind_dims(w, set(remaining), roles=("input",), prefix="")
+        bound += self.bind_dims(w, set(remaining), roles=("input",), prefix="")
         for s in checked:
             name = self.n(s.name)
             dims = ", ".join(self.dim_name(d) for d in s.type.dims)
@@ -673,6 +445,7 @@ class ModuleEmitter:
             spec = ", ".join(map(str, s.type.dims))
             w(f'    raise ValueError(f"`{s.name}` must be (B, {spec}) = (B, {shown}), "')
             w(f'                     f"got {{tuple({name}.shape)}}")')
+        return bound
 
     def _checked_inputs(self) -> list[Symbol]:
         """Inputs whose sizes are all fixed before them (by givens or earlier inputs): their
@@ -691,20 +464,23 @@ class ModuleEmitter:
             for node in walk(e):
                 if isinstance(node, Sym) and node.role == "dim":
                     used.add(node.name)
-                if getattr(node, "op", "") in _SIZED:
+                if getattr(node, "op", "") in SIZED:
                     used |= set(node.type.dims)
         for a in self.p.prologue:
             if a.kind == "init":
                 used |= set(self.p.symbol(a.target).type.dims)
         return {n for d in used for n in dim_names(d)}
 
-    def _bind_shared(self, w: Writer, exprs=None, prefix: str = "self.") -> None:
+    def _bind_shared(self, w: Writer, exprs=None, prefix: str = "self.") -> list[str]:
         """Locals for the shared trainables and nets `exprs` read (default: prologue and body),
-        from `prefix` (`self.`, or `shared.` where the classical layer may supply them)."""
+        from `prefix` (`self.`, or `shared.` where the classical layer may supply them);
+        returns their names."""
         exprs = exprs if exprs is not None else [a.value for a in self.p.prologue + self.p.body]
         used = {n.name for e in exprs for n in symbols(e)}
-        for s in [s for s in self.shared + self.shared_nets if s.name in used]:
-            w(f"{self.n(s.name)} = {prefix}{self.n(s.name)}")
+        names = [self.n(s.name) for s in self.shared + self.shared_nets if s.name in used]
+        for name in names:
+            w(f"{name} = {prefix}{name}")
+        return names
 
     def _state_init(self, pr: ExprPrinter, a: Assign) -> str:
         return self._fit_state(pr, self.p.symbol(a.target), a.value)
@@ -717,13 +493,14 @@ class ModuleEmitter:
             shape = "()"
         else:
             shape = shape_tuple(state.type, self.dim_name, batch)
-        if isinstance(v, Const):
-            if v.value == 0:
-                return f"like.new_zeros({shape})"
+        how = fit(state, v)  # (codegen/liveness.py reads the same decision)
+        if how == ZEROS:
+            return f"like.new_zeros({shape})"
+        if how == FULL:
             return f"like.new_full({shape}, {float(v.value)!r})"
         code = pr.code(v)
         self.helpers |= pr.helpers
-        if v.type.batched == state.type.batched and v.type.rank == state.type.rank:
+        if how == SAME:
             return code.text
         self.helpers.add("fill")
         text = code.text
@@ -740,9 +517,6 @@ class ModuleEmitter:
 
     def _states(self) -> list[str]:
         return [self.n(s.name) for s in self._state_symbols()]
-
-
-_SIZED = ("eye", "zeros", "ones")  # operators whose rendering needs their sizes at run time
 
 
 def _indexed(e: Expr | None) -> list[Expr]:

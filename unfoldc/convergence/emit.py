@@ -21,6 +21,7 @@ from pathlib import Path
 
 from unfoldc.codegen.exprs import ExprPrinter, format_number
 from unfoldc.codegen.text import docstring
+from unfoldc.codegen.writer import call_lines
 from unfoldc.convergence.derive import Analysis, Condition, QTol, derive
 from unfoldc.convergence.linear import (
     LINOP,
@@ -78,6 +79,9 @@ class ConvergenceEmitter:
         # renamed around them; anything else the method introduces is allocated here.)
         self.eps, self.tol, self.rows = "eps", "tol", "rows"
         self.chain = em.ns.fresh("chain")
+        # the report class's evaluation helpers the method calls (`tail` writes only those and
+        # what they call); its docstring points to ritz_values
+        self.calls: set[str] = {"ritz_values"}
         self.spectral_args: dict[str, tuple[str, str, str]] = {}  # key -> (C0, C1, eigenvalues)
 
     # ---- what can be evaluated from parameters alone --------------------------------------------
@@ -141,7 +145,7 @@ class ConvergenceEmitter:
         w("layers at once.")
         w('"""')
         w(f"{self.r} = {self.report_cls}")
-        w(f"like = {self.r}.reference_tensor(self)")
+        w(f"like = {self._call('reference_tensor', 'self')}")
         w("precision = like.dtype if precision is None else precision")
         w("if like.dtype != torch.float64:  # in float64, rounding never undercuts a bound")
         w(f"    return copy.deepcopy(self).double().{METHOD}(num_layers, precision)")
@@ -191,19 +195,19 @@ class ConvergenceEmitter:
             lhs = self._premised(w, c, lhs)
             # A side computed from a bound (an abstract operator's norm constant, the triangle
             # inequality) proves the condition when it holds, nothing when it fails.
-            bounded = ", refutes=False" if _reads_linop(c) else ""
-            w(f"{self.rows}[{i}].append({self.r}.check({lhs}, \"{c.op}\", {rhs}, {self.eps}"
-              f"{bounded}))")
+            bounded = ["refutes=False"] if _reads_linop(c) else []
+            check = self._call("check", lhs, f'"{c.op}"', rhs, self.eps, *bounded)
+            w(f"{self.rows}[{i}].append({check})")
         for c in self.spectral[:1]:
             c0, c1, lams = self.spectral_args[c.key]
-            w(f"{self.chain} = {self.r}.chain_step({self.chain}, {c0}, {c1}, {lams})")
+            w(f"{self.chain} = {self._call('chain_step', self.chain, c0, c1, lams)}")
         if schedule:
             w(schedule)
         if len(w.lines) == loop_start:
             w("pass  # nothing is evaluated per layer (see CONVERGENCE_UNCOVERED)")
         w.dedent()
         w.dedent()
-        chain = f"{self.r}.chain_norm({self.chain})" if self.spectral else "None"
+        chain = self._call("chain_norm", self.chain) if self.spectral else "None"
         shared = bool(self.spectral) and self.an.linear.extra.get("shared", False)
         w(f"return {self.report_cls}(")
         w.indent()
@@ -222,7 +226,7 @@ class ConvergenceEmitter:
         held = ", ".join(f"{self.rows}[{keys.index(k)}][-1][2]" for k in c.premises
                          if k in keys)
         name = self.em.ns.fresh("bound")
-        _assign(w, name, f"{self.r}.premised({lhs}, [{held}])")
+        _assign(w, name, self._call("premised", lhs, f"[{held}]"))
         return name
 
     def _table(self) -> str:
@@ -342,7 +346,6 @@ class ConvergenceEmitter:
         return any(s.name in self.per_layer for s in q_symbols(q))
 
     def _q_code(self, q, pr, hoisted) -> str:  # noqa: C901 - one case per quantity kind
-        r = self.r
         if isinstance(q, QExpr):
             return pr(q.expr)
         if isinstance(q, QTol):
@@ -358,24 +361,24 @@ class ConvergenceEmitter:
                 return self._q(q.rows[0][0], pr, hoisted)
             rows = ", ".join("[" + ", ".join(self._q(x, pr, hoisted, True) for x in row) + "]"
                              for row in q.rows)
-            return f"{r}.block_norm([{rows}])"
+            return self._call("block_norm", f"[{rows}]")
         if isinstance(q, QEig):
             rng = self._q_hoist(self._range_code(q.lin, pr), q.lin, hoisted)
             return f"{rng}[{1 if q.which == 'max' else 0}]"
         if isinstance(q, QNorm):
             return self._norm_code(q.lin, pr, hoisted)
         if isinstance(q, QNet):
-            return f"{r}.net_lipschitz({self._name_of(q.net)}, {q.arg}, {format_number(q.act)})"
+            return self._call("net_lipschitz", self._name_of(q.net), str(q.arg),
+                              format_number(q.act))
         if isinstance(q, QSpectral):
             return self._spectral_code(q, pr, hoisted)
         raise TypeError(f"cannot emit quantity {type(q).__name__}")
 
     def _spectral_code(self, q: QSpectral, pr, hoisted) -> str:
         """rho over G's spectrum of C0 + C1 lambda; the eigenvalues are computed once."""
-        r = self.r
         if q.gram:
             lin = Lin(((q.gram, ONE),), None)
-            code = self._range_code(lin, pr).replace("_range(", "_spectrum(")
+            code = self._range_code(lin, pr, "spectrum")
             lams = self._q_hoist(code, lin, hoisted)
         else:
             lams = "(0.0,)"
@@ -384,7 +387,7 @@ class ConvergenceEmitter:
         m1 = "[" + ", ".join("[" + ", ".join(pr(x) for x in row) + "]" for row in c1) + "]"
         key = next(c.key for c in self.conditions if c.lhs is q)
         self.spectral_args[key] = (m0, m1, lams)
-        return f"{r}.spectral_radius({m0}, {m1}, {lams}, {q.in_range})"
+        return self._call("spectral_radius", m0, m1, lams, str(q.in_range))
 
     def _q_hoist(self, code: str, lin: Lin, hoisted) -> str:
         if any(s.name in self.per_layer for m, c in lin.terms for e in m for s in symbols(e)):
@@ -394,12 +397,11 @@ class ConvergenceEmitter:
         return hoisted[code]
 
     def _norm_code(self, lin: Lin, pr, hoisted) -> str:
-        r = self.r
         if lin.identity_only:
             total = None
             for _, c in lin.terms:
                 total = c if total is None else Op("add", (total, c), SCALAR)
-            return f"abs({pr(total)})"
+            return Call("abs", (pr(total),))
         if any(has_linop(m) for m, _ in lin.terms):
             return self._linop_bound(lin, pr)
         parts = dict(lin.terms)
@@ -410,24 +412,24 @@ class ConvergenceEmitter:
             rng = self._q_hoist(self._range_code(Lin(((m, ONE),), lin.dim), pr),
                                 Lin(((m, parts[m]),), lin.dim), hoisted)
             c0 = pr(parts.get((), QExpr(_zero()).expr))
-            return f"{r}.affine_norm({c0}, {pr(parts[m])}, {rng})"
+            return self._call("affine_norm", c0, pr(parts[m]), rng)
         res = _resolvent(lin)
         if res is not None:
             # ||c0 I + c inv(G + shift I)|| for symmetric G: from G's eigenvalue range (once).
             c0, c, g, shift = res
             rng = self._q_hoist(self._range_code(Lin(((g, ONE),), lin.dim), pr),
                                 Lin(((g, ONE),), lin.dim), hoisted)
-            return f"{r}.resolvent_norm({pr(c0)}, {pr(c)}, {pr(shift)}, {rng})"
+            return self._call("resolvent_norm", pr(c0), pr(c), pr(shift), rng)
         n_in = _domain(lin)
         plain = all(_plain(f) for m, _ in lin.terms for f in m)
         reads = {s.name for m, c in lin.terms for e in (c, *m) for s in symbols(e)}
         # schedule states and the layer index are evaluated layer by layer, never stacked
         batchable = not reads & (set(self.an.layer.schedule) | {"layer"})
         if not plain or not batchable or n_in is None or not dim_names(n_in) <= self.dims_known:
-            return f"{r}.opnorm({pr(lin.expr())})"
+            return self._call("opnorm", pr(lin.expr()))
         # matrix-free, every layer at once: products of the factors are never formed
         size = n_in if isinstance(n_in, int) else self.em.dim_name(n_in)
-        code = f"{r}.opnorm_terms({self._terms(lin)}, {size}, like)"
+        code = self._call("opnorm_terms", self._terms(lin), str(size), "like")
         if not reads & self.per_layer:
             return self._named(code, False, hoisted)
         if code not in self.stacked:
@@ -441,12 +443,13 @@ class ConvergenceEmitter:
         terms = []
         for m, c in lin.terms:
             norms = [format_number(linop_norm(f)) if linop_norm(f) is not None
-                     else f"{self.r}.opnorm({pr(f)})" for f in m]
+                     else self._call("opnorm", pr(f)) for f in m]
             terms.append(" * ".join([f"abs({pr(c)})", *norms]))
         return "(" + " + ".join(terms) + ")" if terms else "0.0"
 
-    def _range_code(self, lin: Lin, pr) -> str:
-        """The eigenvalue range of a symmetric operator; B.T @ B from B alone (matrix-free)."""
+    def _range_code(self, lin: Lin, pr, kind: str = "range") -> str:
+        """The eigenvalue range of a symmetric operator; B.T @ B from B alone (matrix-free).
+        kind="spectrum": its eigenvalues instead (gram_spectrum, eig_spectrum)."""
         if any(has_linop(m) for m, _ in lin.terms):
             # an interval that contains the spectrum: [0, bound] for K^T K (PSD), else +-bound
             bound = self._linop_bound(lin, pr)
@@ -455,8 +458,8 @@ class ConvergenceEmitter:
         if len(lin.terms) == 1 and lin.terms[0][1] == ONE:
             m = lin.terms[0][0]
             if len(m) == 2 and isinstance(m[1], Sym) and m[0] == mono_transpose(m[1:])[0]:
-                return f"{self.r}.gram_range({pr(m[1])})"
-        return f"{self.r}.eig_range({pr(lin.expr())})"
+                return self._call(f"gram_{kind}", pr(m[1]))
+        return self._call(f"eig_{kind}", pr(lin.expr()))
 
     def _terms(self, lin: Lin) -> str:
         """`[(c, F1, ..., Fr), ...]`: the operator as sum of c * F1 @ ... @ Fr (stacked)."""
@@ -464,6 +467,12 @@ class ConvergenceEmitter:
         items = [", ".join([pr(c)] + [pr(f) for f in m]) + ("," if not m else "")
                  for m, c in lin.terms]
         return "[" + ", ".join(f"({x})" for x in items) + "]"
+
+    def _call(self, helper: str, *args: str) -> Call:
+        """`report.helper(args)`, a call of the report class's evaluation helper `helper`
+        (recorded: the module carries the helpers its report calls)."""
+        self.calls.add(helper)
+        return Call(f"{self.r}.{helper}", args)
 
     # ---- the classes at module level ------------------------------------------------------------
     def tail(self, w) -> None:
@@ -473,10 +482,7 @@ class ConvergenceEmitter:
                                  "ConvergenceCondition": self.cond_cls})
         # Only the evaluation helpers this module's report calls (and what they call) are
         # written: a module without nets or ADMM-type operators carries no code for them.
-        emitted = "\n".join(w.lines)
-        used = {name for alias in (self.r, self.report_cls)
-                for name in re.findall(rf"\b{alias}\.(\w+)", emitted)}
-        for line in prune_helpers(source, self.report_cls, used).splitlines():
+        for line in prune_helpers(source, self.report_cls, self.calls).splitlines():
             w(line)
 
 
@@ -562,31 +568,25 @@ def _uses_tol(q) -> bool:
     return False
 
 
+class Call(str):
+    """The code of a call `head(args...)`, which keeps its pieces: `_assign` wraps it at its
+    arguments, never by splitting the text."""
+
+    head: str
+    args: tuple[str, ...]
+
+    def __new__(cls, head: str, args: tuple[str, ...]) -> Call:
+        code = super().__new__(cls, f"{head}({', '.join(args)})")
+        code.head, code.args = head, tuple(args)
+        return code
+
+
 def _assign(w, name: str, code: str) -> None:
     """`name = code`, with a call's arguments one per line when it would pass 100 columns."""
-    line = f"{name} = {code}"
-    if len(line) + 4 * w.depth <= 100 or not code.endswith(")") or "(" not in code:
-        w(line)
-        return
-    head, args = code.split("(", 1)
-    w(f"{name} = {head}(")
-    w.indent()
-    for arg in _split_top(args[:-1]):
-        w(f"{arg},")
-    w.dedent()
-    w(")")
-
-
-def _split_top(text: str) -> list[str]:
-    """Comma-separated parts of `text` at bracket depth 0."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch in "([{"
-        depth -= ch in ")]}"
-        if ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    return parts + [text[start:].strip()]
+    if isinstance(code, Call):
+        call_lines(w, f"{name} = {code.head}", list(code.args))
+    else:
+        w(f"{name} = {code}")
 
 
 def _tuple_lines(keys, indent: str) -> list[str]:
