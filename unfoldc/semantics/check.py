@@ -505,7 +505,9 @@ class Checker:
 
     def _setup_let(self, name: str) -> bool:
         sym = self.symbols.get(name)
-        return sym is not None and sym.init is not None and phase_of(sym.init) == "setup"
+        lets = {n: s.init for n, s in self.symbols.items()
+                if s.role == "let" and s.init is not None}
+        return sym is not None and sym.init is not None and phase_of(sym.init, lets) == "setup"
 
     def _allowed(self, sym: Symbol, ctx: str) -> bool:
         role = "train_per_layer" if sym.per_layer else sym.role

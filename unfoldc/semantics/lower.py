@@ -92,10 +92,11 @@ class _FinalTypes:
 def _phases(symbols: tuple[Symbol, ...]) -> tuple[tuple[Assign, ...], tuple[Assign, ...]]:
     """Setup (construction-time lets) and prologue (other lets, states' initial values)."""
     setup, prologue = [], []
+    lets = {s.name: s.init for s in symbols if s.role == "let"}
     for s in symbols:
         if s.role == "let":
             a = Assign(s.name, s.init, "let", s.line)
-            (setup if phase_of(s.init) == "setup" else prologue).append(a)
+            (setup if phase_of(s.init, lets) == "setup" else prologue).append(a)
         elif s.role == "state":
             prologue.append(Assign(s.name, s.init, "init", s.line))
     return tuple(setup), tuple(prologue)

@@ -8,6 +8,8 @@ per-layer trainables only inside the layer loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from unfoldc.ir.expr import Expr, Sym, walk
 
 _STATIC = {"given", "param", "let", "dim"}
@@ -42,9 +44,17 @@ def describe_context(ctx: str) -> str:
     return _CONTEXT_NAMES[ctx]
 
 
-def phase_of(e: Expr) -> str:
-    """`setup` when `e` needs only construction-time values, else `prologue`."""
+def phase_of(e: Expr, lets: Mapping[str, Expr] | None = None) -> str:
+    """`setup` when `e` needs only construction-time values, else `prologue`.
+
+    `lets` maps the lets declared so far to their values: a let that reads a per-call let is per
+    call too (`let d = 2 * c` after `let c = H.T @ y`).
+    """
     for n in walk(e):
-        if isinstance(n, Sym) and n.role in ("input", "train", "state"):
+        if not isinstance(n, Sym):
+            continue
+        if n.role in ("input", "train", "state"):
+            return "prologue"
+        if n.role == "let" and lets and n.name in lets and phase_of(lets[n.name], lets) != "setup":
             return "prologue"
     return "setup"
