@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unfoldc.convergence.linear import Lin, _negative, c_neg
+from unfoldc.convergence.linear import Lin, c_neg
 from unfoldc.ir.expr import Const, Expr, Sym, symbols
+from unfoldc.ir.fold import negative
 from unfoldc.ir.pretty import pretty
 
 
@@ -145,7 +146,7 @@ def _entry(c0, c1) -> str:
     if c1 == zero:
         return pretty(c0)
     sign, mag = "+", c1
-    if _negative(c1):
+    if negative(c1):
         sign, mag = "-", c_neg(c1)
     text = pretty(mag)
     lam = "lambda" if mag == Const(1.0) else (
