@@ -1,4 +1,4 @@
-"""Linear operators as combinations of matrix products, and scalar coefficient arithmetic.
+"""Linear operators as combinations of matrix products, with scalar coefficients.
 
     Lin := sum_k coef_k * (F_k1 @ F_k2 @ ... @ F_kr)      (r = 0: the identity)
 
@@ -6,7 +6,8 @@ A `Lin` is the exact Jacobian block of an affine expression with respect to one 
 input): `s - mu * H.T @ (H @ s - x)` has the block `1 * I + (-mu) * (H.T @ H)` for `s` and
 `mu * H.T` for `x`. Coefficients are scalar IR expressions; factors are state-free IR matrices.
 Products are kept flat (`H.T @ H` is the two factors `H.T`, `H`) so that equal monomials merge
-and structure (symmetry, positive semidefiniteness) can be read off.
+and structure (symmetry, positive semidefiniteness) can be read off. Coefficients are built with
+the folding constructors of ir/fold.py and simplified by sympy through ir/sympy_bridge.py.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from dataclasses import dataclass
 import sympy
 
 from unfoldc import ops
+from unfoldc.ir import fold
 from unfoldc.ir import sympy_bridge as bridge
 from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value
 from unfoldc.ir.fold import ONE, ZERO, negative
-from unfoldc.ir.fold import add as c_add
-from unfoldc.ir.fold import div as c_div
-from unfoldc.ir.fold import mul as c_mul
-from unfoldc.ir.fold import neg as c_neg
 from unfoldc.ir.pretty import pretty
 from unfoldc.ir.sympy_bridge import Policy, Unsupported
 from unfoldc.ir.types import Type, matrix
@@ -41,7 +39,7 @@ COEFFICIENTS = Policy(
 def to_sympy(e: Expr, table: dict | None = None) -> sympy.Expr:
     """A scalar IR expression as sympy; non-scalar subterms become opaque symbols.
 
-    `table`, when given, collects sympy symbol -> IR expression (for `from_sympy`).
+    `table`, when given, collects sympy symbol -> IR expression (for `bridge.from_sympy`).
     """
     return bridge.to_sympy(e, COEFFICIENTS, table)
 
@@ -101,23 +99,23 @@ def split_scalar(e: Expr) -> tuple[Expr, Expr]:
         a, b = e.args
         if a.type.kind == "scalar":
             c, m = split_scalar(b)
-            return c_mul(a, c), m
+            return fold.mul(a, c), m
         if b.type.kind == "scalar":
             c, m = split_scalar(a)
-            return c_mul(b, c), m
+            return fold.mul(b, c), m
     if isinstance(e, Op) and e.op == "div" and e.args[1].type.kind == "scalar" \
             and e.type.kind == "matrix":
         c, m = split_scalar(e.args[0])
-        return c_div(c, e.args[1]), m
+        return fold.div(c, e.args[1]), m
     if isinstance(e, Op) and e.op == "neg" and e.type.kind == "matrix":
         c, m = split_scalar(e.args[0])
-        return c_neg(c), m
+        return fold.neg(c), m
     if isinstance(e, Op) and e.op == "transpose":
         c, m = split_scalar(e.args[0])
         return c, transpose(m)
     if isinstance(e, Op) and e.op == "matmul" and all(a.type.kind == "matrix" for a in e.args):
         (ca, ma), (cb, mb) = split_scalar(e.args[0]), split_scalar(e.args[1])
-        return c_mul(ca, cb), Op("matmul", (ma, mb), e.type)
+        return fold.mul(ca, cb), Op("matmul", (ma, mb), e.type)
     return ONE, e
 
 
@@ -221,31 +219,32 @@ class Lin:
     def __add__(self, other: Lin) -> Lin:
         merged: dict[Monomial, Expr] = dict(self.terms)
         for m, c in other.terms:
-            merged[m] = c_add(merged[m], c) if m in merged else c
+            merged[m] = fold.add(merged[m], c) if m in merged else c
         return Lin(tuple(merged.items()), self.dim if self.dim is not None else other.dim)
 
     def scale(self, c: Expr) -> Lin:
-        return Lin(tuple((m, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def __neg__(self) -> Lin:
-        return Lin(tuple((m, c_neg(k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m, fold.neg(k)) for m, k in self.terms), self.dim)
 
     def lmul(self, a: Expr) -> Lin:
         """a @ self (a a state-free matrix)."""
         c, a = split_scalar(a)
         f = flatten(a)
-        return Lin(tuple((f + m, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((f + m, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def compose(self, other: Lin) -> Lin:
         """self @ other, both as sums of products (the identity's size from `other`)."""
-        terms = tuple((m1 + m2, c_mul(c1, c2)) for m1, c1 in self.terms for m2, c2 in other.terms)
+        terms = tuple((m1 + m2, fold.mul(c1, c2)) for m1, c1 in self.terms
+                      for m2, c2 in other.terms)
         return Lin(terms, other.dim)
 
     def rmul(self, a: Expr) -> Lin:
         """self @ a."""
         c, a = split_scalar(a)
         f = flatten(a)
-        return Lin(tuple((m + f, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m + f, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def simplified(self) -> Lin:
         """Equal monomials merged, zero coefficients dropped, coefficients simplified."""
@@ -267,7 +266,7 @@ class Lin:
         for m, c in sorted(self.terms, key=_identity_first_unless_negative):
             term = mono_expr(m, self.dim)
             minus = out is not None and negative(c)
-            k = c_neg(c) if minus else c
+            k = fold.neg(c) if minus else c
             term = term if k == ONE else Op("mul", (k, term), term.type)
             out = term if out is None else Op("sub" if minus else "add", (out, term),
                                               term.type)
@@ -318,7 +317,7 @@ def cancel_inverses(lin: Lin) -> Lin:
             continue
         system = system.simplified()
         mono, a = system.terms[0]
-        k = simplify(c_div(rest.coef(mono), a))
+        k = simplify(fold.div(rest.coef(mono), a))
         if (rest + -system.scale(k)).simplified().terms:
             continue
         others = tuple((m, c) for m, c in lin.terms if not (m and m[0] == lead))
