@@ -639,8 +639,10 @@ def _fn(name: str):
 
 
 def _sym_matmul(a, b):
-    """Vectors are n x 1 columns: a product of mismatched shapes (`v @ w`, `v @ M`) raises
-    sympy's ShapeError, so it gets no (wrong) closed form."""
+    """Vectors are n x 1 columns, so a vector on the left is a transposed column: v @ w is
+    v^T w (1 x 1, as `dot`), v @ M is M^T v (a column, as the IR's vector)."""
+    if _is_mat(a) and _is_mat(b) and a.shape[1] != b.shape[0] and a.shape[1] == 1:
+        return a.T * b if b.shape[1] == 1 else b.T * a
     return a * b
 
 

@@ -20,6 +20,7 @@ the IR it stands for, so an opaque subterm comes back as itself.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sympy
@@ -47,6 +48,12 @@ class Policy:
     arrays: str  # "matrix" or "opaque"
     other: str  # "opaque" or "reject"
 
+    def __post_init__(self):
+        if self.arrays not in ("matrix", "opaque") or self.other not in ("opaque", "reject"):
+            raise ValueError(f"unknown policy choice: arrays={self.arrays!r}, other={self.other!r}")
+        if self.ops - ops.OPS.keys():
+            raise ValueError(f"not operators of the table: {sorted(self.ops - ops.OPS.keys())}")
+
 
 def to_sympy(e: Expr, policy: Policy, table: SymbolTable | None = None) -> sympy.Basic:
     """`e` as sympy under `policy`; `table`, when given, collects the symbols for `from_sympy`.
@@ -58,7 +65,7 @@ def to_sympy(e: Expr, policy: Policy, table: SymbolTable | None = None) -> sympy
         v = float(e.value)
         return sympy.Integer(int(v)) if v.is_integer() else sympy.Rational(repr(v))
     if isinstance(e, Sym) and (e.type.kind == "scalar" or policy.arrays == "matrix"):
-        return _record(table, symbol(e), e)
+        return _record(table, _symbol(e), e)
     if isinstance(e, Op) and e.op in policy.ops and _translatable(e, policy):
         form = _form(e.op, [to_sympy(a, policy, table) for a in e.args])
         if form is not None:
@@ -68,7 +75,7 @@ def to_sympy(e: Expr, policy: Policy, table: SymbolTable | None = None) -> sympy
     return _record(table, sympy.Symbol(f"[{pretty(e)}]", real=True), e)
 
 
-def symbol(s: Sym) -> sympy.Basic:
+def _symbol(s: Sym) -> sympy.Basic:
     """The sympy symbol of an IR symbol: real for a scalar, n x 1 or m x n for arrays."""
     if s.type.kind == "scalar":
         return sympy.Symbol(s.name, real=True)
@@ -107,10 +114,18 @@ def _dim(d):
 # ---- back ---------------------------------------------------------------------------------------
 def from_sympy(s: sympy.Basic, table: SymbolTable) -> Expr:
     """The IR of sympy expression `s`: sums, products (matrix products for matrix factors),
-    powers, transposes, identities, absolute values, numbers, and the symbols of `table`.
+    powers, transposes, identities, numbers, the symbols of `table`, and the sympy functions that
+    are an operator's table form (`exp(x)` is the operator `exp`, `Abs(x)` the operator `abs`).
 
-    Raises Unsupported for anything else (an infinite number, a function the IR has not).
+    Raises Unsupported for anything else (an infinite number, a function of no operator).
     """
+    try:
+        return _back(s, table)
+    except ops.ShapeError as err:  # sympy's answer has no IR reading (a transposed vector)
+        raise Unsupported(err.message) from err
+
+
+def _back(s: sympy.Basic, table: SymbolTable) -> Expr:
     if s in table:
         return table[s]
     if s.is_Number:
@@ -123,15 +138,38 @@ def from_sympy(s: sympy.Basic, table: SymbolTable) -> Expr:
         return _product(s.args, table)
     if isinstance(s, sympy.Pow):
         if s.exp == -1:
-            return fold.div(fold.ONE, from_sympy(s.base, table))
-        return fold.node("pow", from_sympy(s.base, table), from_sympy(s.exp, table))
+            return fold.div(fold.ONE, _back(s.base, table))
+        return fold.node("pow", _back(s.base, table), _back(s.exp, table))
     if isinstance(s, sympy.Transpose):
-        return fold.node("transpose", from_sympy(s.arg, table))
-    if isinstance(s, sympy.Abs):
-        return fold.node("abs", from_sympy(s.args[0], table))
+        return fold.node("transpose", _back(s.arg, table))
     if isinstance(s, sympy.Identity):
         return Op("eye", (), Type("matrix", (str(s.rows),) * 2))
+    op = _heads().get(s.func)
+    if op is not None and ops.OPS[op].arity[0] <= len(s.args) <= ops.OPS[op].arity[1]:
+        return fold.node(op, *(_back(a, table) for a in s.args))
     raise Unsupported(type(s).__name__)
+
+
+@functools.cache
+def _heads() -> dict:
+    """sympy function -> the operator whose table form it is (`exp`, `Abs`, `Max`, ...): read
+    off each form applied to scalar symbols. Uninterpreted functions are not among them: a form
+    that is one never reaches sympy (`to_sympy` treats it as having no closed form)."""
+    out = {}
+    for name, d in ops.OPS.items():
+        if d.internal:
+            continue  # written by the compiler after translation (`net`, `autograd`)
+        xs = sympy.symbols(f"x:{d.arity[1]}", real=True)
+        try:
+            form = d.sympy(*xs)
+        except (TypeError, ValueError, AttributeError, IndexError):
+            continue  # a form of arrays only (`inv`, `solve`)
+        structural = (sympy.Add, sympy.Mul, sympy.Pow)  # read back by _back itself
+        if isinstance(form, sympy.Expr) and not (form.is_Atom or form.is_Matrix) \
+                and not isinstance(form, AppliedUndef) and set(form.args) == set(xs) \
+                and form.func not in structural:
+            out.setdefault(form.func, name)
+    return out
 
 
 def _is_matrix(x) -> bool:
@@ -139,15 +177,23 @@ def _is_matrix(x) -> bool:
 
 
 def _product(factors, table: SymbolTable) -> Expr:
-    """Scalar factors folded into one coefficient in front of the matrix factors' product."""
+    """Scalar factors folded into one coefficient in front of the matrix factors' product; a
+    product that starts with a row (a transposed column), `v^T M w`, is the inner product
+    dot(v, M w) (the form of `dot` and `sqnorm`: the IR has no transposed vectors)."""
     scalars = [f for f in factors if not _is_matrix(f)]
+    mats = [f for f in factors if _is_matrix(f)]
     out = None
-    for m in (f for f in factors if _is_matrix(f)):
-        term = from_sympy(m, table)
+    if len(mats) > 1 and mats[0].shape[0] == 1:  # a row: v^T, or (H v - x)^T = v^T H^T - x^T
+        row = _back(mats[0].T, table)
+        if row.type.kind == "vector":
+            out = fold.node("dot", row, _product(mats[1:], table))
+            mats = []
+    for m in mats:
+        term = _back(m, table)
         out = term if out is None else fold.node("matmul", out, term)
     coef = fold.ONE
     for f in scalars:
-        coef = fold.mul(coef, from_sympy(f, table)) if coef != fold.ONE else from_sympy(f, table)
+        coef = fold.mul(coef, _back(f, table))
     if out is None:
         return _tidy_sign(coef)
     if coef == Const(-1.0):
@@ -167,7 +213,7 @@ def _sum(terms, table: SymbolTable) -> Expr:
     out = None
     for t in sorted(terms, key=lambda t: t.could_extract_minus_sign()):
         negated = t.could_extract_minus_sign()
-        e = from_sympy(-t if negated else t, table)
+        e = _back(-t if negated else t, table)
         if out is None:
             out = fold.node("neg", e) if negated else e
         else:
