@@ -55,6 +55,13 @@ CASES = {
     "ridge": Case("0.5 * sqnorm(H @ v - x) + rho * sqnorm(v)", ("H", "x"),
                   lambda v, t: lsq(v, t) + 0.3 * (v**2).sum(-1),
                   extra=("param rho : scalar = 0.3",)),
+    # A vector on the left of `@` is a transposed column (ops.py's sympy form of matmul):
+    # derived by sympy, where these went to autograd before the IR <-> sympy bridge.
+    "quadratic_form_by_matmul": Case("v @ (W @ v) - d @ v", ("W", "d"),
+                                     lambda v, t: (v * (v @ t["W"].T)).sum(-1)
+                                     - (t["d"] * v).sum(-1)),
+    "row_vector_times_matrix": Case("0.5 * sqnorm(v @ W)", ("W",),
+                                    lambda v, t: 0.5 * ((v @ t["W"]) ** 2).sum(-1)),
     "hadamard_vector": Case("0.5 * sqnorm(d * v - H.T @ x)", ("d", "H", "x"),
                             lambda v, t: 0.5 * ((t["d"] * v - t["x"] @ t["H"]) ** 2).sum(-1)),
     "hadamard_inside_product": Case(

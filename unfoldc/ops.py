@@ -16,7 +16,9 @@ Adding an operator touches this file only, then `python docs/gen_ops_table.py --
 `codegen/helpers.py` when generated code needs a helper function for it, `opsemantics.py` when
 its reference semantics takes more than a line, and an `Analyzer._op_<name>` rule when its
 Lipschitz fact is "exact". `tests/test_ops_table.py` fails when an entry lacks a fact
-(`missing_facts`). Not here yet: the symbolic derivative rules (`ir/calculus.py`).
+(`missing_facts`). Sympy forms are read through ir/sympy_bridge.py (symbolic gradients,
+the convergence analysis's coefficients); not here yet: the reverse-mode rules of
+`ir/calculus.py` for what sympy's matrix calculus cannot do.
 
 Shape rules take the argument expressions and a `DimTable` and return the *unbatched* result
 type; batching is added afterwards (a result is batched when any argument is). They raise
@@ -637,7 +639,11 @@ def _fn(name: str):
 
 
 def _sym_matmul(a, b):
-    return sympy.MatMul(a, b) if _is_mat(a) and _is_mat(b) else a * b
+    """Vectors are n x 1 columns, so a vector on the left is a transposed column: v @ w is
+    v^T w (1 x 1, as `dot`), v @ M is M^T v (a column, as the IR's vector)."""
+    if _is_mat(a) and _is_mat(b) and a.shape[1] != b.shape[0] and a.shape[1] == 1:
+        return a.T * b if b.shape[1] == 1 else b.T * a
+    return a * b
 
 
 def _is_mat(x) -> bool:
@@ -652,6 +658,22 @@ def _sym_mul(a, b):
 
 def _sym_div(a, b):
     return _fn("ediv")(a, b) if _is_mat(b) else a / b
+
+
+def _sym_pow(a, b):
+    """Elementwise: a matrix's `**` in sympy is the matrix power, so arrays get `epow`."""
+    return _fn("epow")(a, b) if _is_mat(a) else a**b
+
+
+def _sym_sqnorm(a):
+    """v^T v for a vector (an n x 1 column), tr(A^T A) for a matrix, a^2 for a scalar."""
+    if not _is_mat(a):
+        return a**2
+    return a.T * a if a.shape[1] == 1 else sympy.Trace(a.T * a)
+
+
+def _sym_dot(a, b):
+    return a.T * b if _is_mat(a) else a * b
 
 
 _ABS = ("abs({x})", PREC_ATOM, 0)  # norms of a scalar (builtin abs: numbers and tensors)
@@ -683,7 +705,7 @@ _op("div", "/", (2, 2), _div, _infix("/", PREC_MUL), _sym_div,
     "quotient; elementwise for equal shapes", infix=True, elementwise=True,
     semantics=_S(lambda a, b: a / b), lipschitz=EXACT, conditions=(),
     fold=lambda a, b: a / b if b else None)
-_op("pow", "^", (2, 2), _pow, _render_pow, lambda a, b: a**b,
+_op("pow", "^", (2, 2), _pow, _render_pow, _sym_pow,
     "power with a scalar exponent, elementwise", infix=True, elementwise=True,
     semantics=_S(lambda a, b: a**b), lipschitz=unanalyzed(), conditions=(),
     fold=lambda a, b: a**b if a > 0 or float(b).is_integer() else None)
@@ -731,7 +753,7 @@ _op("norm2", "norm2", (1, 1), _reduce,
     prox=ProxAtom("block_soft"))
 _op("sqnorm", "sqnorm", (1, 1), _reduce,
     _reduction("{x}.square().sum(dim={ax})", ("{x} ** 2", PREC_POW, PREC_POW + 1)),
-    _fn("sqnorm"), "squared Euclidean / Frobenius norm",
+    _sym_sqnorm, "squared Euclidean / Frobenius norm",
     semantics=_S(lambda a: (a * a).sum()), lipschitz=unanalyzed(),
     prox=ProxAtom(None, separable=True))
 _op("sum", "sum", (1, 1), _reduce, _reduction("{x}.sum(dim={ax})"), _fn("total"),
@@ -740,7 +762,7 @@ _op("sum", "sum", (1, 1), _reduce, _reduction("{x}.sum(dim={ax})"), _fn("total")
 _op("mean", "mean", (1, 1), _reduce, _reduction("{x}.mean(dim={ax})"), _fn("mean"),
     "mean of all entries",
     semantics=_S(lambda a: a.mean()), lipschitz=unanalyzed())
-_op("dot", "dot", (2, 2), _dot, lambda a, out: _render_matmul(a, out), _fn("dot"),
+_op("dot", "dot", (2, 2), _dot, lambda a, out: _render_matmul(a, out), _sym_dot,
     "inner product of two vectors",
     semantics=_S(lambda a, b: (a * b).sum()), lipschitz=unanalyzed(), conditions=())
 _op("abs", "abs", (1, 1), _same, _call("torch.abs"), sympy.Abs, "absolute value, elementwise",

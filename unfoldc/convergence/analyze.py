@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from unfoldc.convergence.linear import Lin, c_div, c_neg, lin_of, lin_of_matrix, linop_factor
+from unfoldc.convergence.linear import Lin, lin_of, lin_of_matrix, linop_factor
 from unfoldc.convergence.quantity import QExpr, QInf, QNet, q_add, q_mul, q_norm
+from unfoldc.ir import fold
 from unfoldc.ir.expr import Const, Expr, Op, Sym, substitute, symbols
 from unfoldc.ir.program import Assign, Program
 from unfoldc.ir.types import SCALAR
@@ -275,7 +276,7 @@ class Analyzer:
     def _op_div(self, e, args, expr, line):
         a, b = args
         if is_const(b) and b.expr.type.kind == "scalar":
-            return self._scale(a, c_div(Const(1.0), b.expr), expr)
+            return self._scale(a, fold.div(Const(1.0), b.expr), expr)
         if state_free(a, self.inputs) and state_free(b, self.inputs):
             return Affine({}, expr, opaque=True)
         return Unknown("division by a state-dependent value", expr)
@@ -410,4 +411,4 @@ def analyze(program: Program) -> Layer:
 
 
 def neg(e: Expr) -> Expr:
-    return c_neg(e)
+    return fold.neg(e)

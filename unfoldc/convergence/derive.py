@@ -33,7 +33,6 @@ from unfoldc.convergence.analyze import Affine, Layer, TooLarge, Unknown, analyz
 from unfoldc.convergence.linear import (
     ONE,
     Lin,
-    c_neg,
     cancel_inverses,
     is_zero,
     psd_shift,
@@ -478,4 +477,4 @@ def symbolic_text(an: Analysis) -> list[str]:
     return out
 
 
-__all__ = ["Analysis", "Condition", "QTol", "derive", "pretty", "symbolic_text", "c_neg"]
+__all__ = ["Analysis", "Condition", "QTol", "derive", "pretty", "symbolic_text"]

@@ -1,4 +1,4 @@
-"""Linear operators as combinations of matrix products, and scalar coefficient arithmetic.
+"""Linear operators as combinations of matrix products, with scalar coefficients.
 
     Lin := sum_k coef_k * (F_k1 @ F_k2 @ ... @ F_kr)      (r = 0: the identity)
 
@@ -6,7 +6,8 @@ A `Lin` is the exact Jacobian block of an affine expression with respect to one 
 input): `s - mu * H.T @ (H @ s - x)` has the block `1 * I + (-mu) * (H.T @ H)` for `s` and
 `mu * H.T` for `x`. Coefficients are scalar IR expressions; factors are state-free IR matrices.
 Products are kept flat (`H.T @ H` is the two factors `H.T`, `H`) so that equal monomials merge
-and structure (symmetry, positive semidefiniteness) can be read off.
+and structure (symmetry, positive semidefiniteness) can be read off. Coefficients are built with
+the folding constructors of ir/fold.py and simplified by sympy through ir/sympy_bridge.py.
 """
 
 from __future__ import annotations
@@ -17,110 +18,30 @@ from dataclasses import dataclass
 import sympy
 
 from unfoldc import ops
+from unfoldc.ir import fold
+from unfoldc.ir import sympy_bridge as bridge
 from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value
+from unfoldc.ir.fold import ONE, ZERO, negative
 from unfoldc.ir.pretty import pretty
-from unfoldc.ir.types import SCALAR, Type, matrix
+from unfoldc.ir.sympy_bridge import Policy, Unsupported
+from unfoldc.ir.types import Type, matrix
 
 Monomial = tuple[Expr, ...]
-ONE, ZERO = Const(1.0), Const(0.0)
 
-
-# ---- scalar coefficients (IR expressions, lightly simplified) -----------------------------------
-def c_mul(a: Expr, b: Expr) -> Expr:
-    if a == ONE:
-        return b
-    if b == ONE:
-        return a
-    if ZERO in (a, b):
-        return ZERO
-    if isinstance(a, Const) and isinstance(b, Const):
-        return Const(a.value * b.value)
-    return Op("mul", (a, b), SCALAR)
-
-
-def c_neg(a: Expr) -> Expr:
-    if isinstance(a, Const):
-        return Const(-a.value)
-    if isinstance(a, Op) and a.op == "neg":
-        return a.args[0]
-    if isinstance(a, Op) and a.op == "mul" and (isinstance(a.args[0], Const) or _negative(
-            a.args[0])):
-        return c_mul(c_neg(a.args[0]), a.args[1])  # -(-1 * a * b) -> a * b
-    return Op("neg", (a,), SCALAR)
-
-
-def c_add(a: Expr, b: Expr) -> Expr:
-    if a == ZERO:
-        return b
-    if b == ZERO:
-        return a
-    if isinstance(a, Const) and isinstance(b, Const):
-        return Const(a.value + b.value)
-    if isinstance(b, Op) and b.op == "neg":
-        return Op("sub", (a, b.args[0]), SCALAR)
-    return Op("add", (a, b), SCALAR)
-
-
-def c_div(a: Expr, b: Expr) -> Expr:
-    if b == ONE:
-        return a
-    return Op("div", (a, b), SCALAR)
+# Coefficient arithmetic in sympy: sums, products, quotients and powers of scalars, and the
+# elementary functions sympy simplifies; every other subterm (a norm, a matrix product, ...) is
+# an opaque symbol that sympy carries through unchanged.
+COEFFICIENTS = Policy(
+    ops=frozenset({"add", "sub", "mul", "div", "neg", "pow", "abs", "sqrt", "exp", "log"}),
+    arrays="opaque", other="opaque")
 
 
 def to_sympy(e: Expr, table: dict | None = None) -> sympy.Expr:
     """A scalar IR expression as sympy; non-scalar subterms become opaque symbols.
 
-    `table`, when given, collects sympy symbol -> IR expression (for `from_sympy`).
+    `table`, when given, collects sympy symbol -> IR expression (for `bridge.from_sympy`).
     """
-    if isinstance(e, Const):
-        v = float(e.value)
-        return sympy.Integer(int(v)) if v.is_integer() else sympy.Rational(repr(v))
-    if isinstance(e, Op) and e.type.kind == "scalar" and e.op in _SYMPY_OPS and all(
-            a.type.kind == "scalar" for a in e.args):
-        return ops.OPS[e.op].sympy(*(to_sympy(a, table) for a in e.args))
-    name = e.name if isinstance(e, Sym) and e.type.kind == "scalar" else f"[{pretty(e)}]"
-    sym = sympy.Symbol(name, real=True)
-    if table is not None:
-        table[sym] = e
-    return sym
-
-
-_SYMPY_OPS = {"add", "sub", "mul", "div", "neg", "pow", "abs", "sqrt", "exp", "log"}
-
-
-def from_sympy(s: sympy.Expr, table: dict) -> Expr | None:
-    """Back to IR for sums, products, powers, numbers and symbols of `table`; else None."""
-    if s in table:
-        return table[s]
-    if s.is_Number:
-        return Const(float(s)) if s.is_finite else None
-    args = [from_sympy(a, table) for a in s.args]
-    if any(a is None for a in args):
-        return None
-    if isinstance(s, sympy.Add):
-        out = args[0]
-        for a in args[1:]:
-            out = c_add(out, a)
-        return out
-    if isinstance(s, sympy.Mul):
-        out = args[0]
-        for a in args[1:]:
-            out = c_mul(out, a)
-        return _tidy_sign(out)
-    if isinstance(s, sympy.Pow):
-        if s.exp == -1:
-            return c_div(ONE, args[0])
-        return Op("pow", (args[0], args[1]), SCALAR)
-    if isinstance(s, sympy.Abs):
-        return Op("abs", (args[0],), SCALAR)
-    return None
-
-
-def _tidy_sign(e: Expr) -> Expr:
-    """`-1 * x` -> `-x`."""
-    if isinstance(e, Op) and e.op == "mul" and e.args[0] == Const(-1.0):
-        return c_neg(e.args[1])
-    return e
+    return bridge.to_sympy(e, COEFFICIENTS, table)
 
 
 # Coefficients are immutable IR expressions: the analysis asks for the same few simplifications
@@ -132,8 +53,10 @@ def simplify(c: Expr) -> Expr:
         return c
     table: dict = {}
     s = sympy.simplify(to_sympy(c, table))
-    back = from_sympy(s, table)
-    return back if back is not None else c
+    try:
+        return bridge.from_sympy(s, table)
+    except Unsupported:
+        return c
 
 
 @functools.lru_cache(maxsize=4096)
@@ -176,23 +99,23 @@ def split_scalar(e: Expr) -> tuple[Expr, Expr]:
         a, b = e.args
         if a.type.kind == "scalar":
             c, m = split_scalar(b)
-            return c_mul(a, c), m
+            return fold.mul(a, c), m
         if b.type.kind == "scalar":
             c, m = split_scalar(a)
-            return c_mul(b, c), m
+            return fold.mul(b, c), m
     if isinstance(e, Op) and e.op == "div" and e.args[1].type.kind == "scalar" \
             and e.type.kind == "matrix":
         c, m = split_scalar(e.args[0])
-        return c_div(c, e.args[1]), m
+        return fold.div(c, e.args[1]), m
     if isinstance(e, Op) and e.op == "neg" and e.type.kind == "matrix":
         c, m = split_scalar(e.args[0])
-        return c_neg(c), m
+        return fold.neg(c), m
     if isinstance(e, Op) and e.op == "transpose":
         c, m = split_scalar(e.args[0])
         return c, transpose(m)
     if isinstance(e, Op) and e.op == "matmul" and all(a.type.kind == "matrix" for a in e.args):
         (ca, ma), (cb, mb) = split_scalar(e.args[0]), split_scalar(e.args[1])
-        return c_mul(ca, cb), Op("matmul", (ma, mb), e.type)
+        return fold.mul(ca, cb), Op("matmul", (ma, mb), e.type)
     return ONE, e
 
 
@@ -296,31 +219,32 @@ class Lin:
     def __add__(self, other: Lin) -> Lin:
         merged: dict[Monomial, Expr] = dict(self.terms)
         for m, c in other.terms:
-            merged[m] = c_add(merged[m], c) if m in merged else c
+            merged[m] = fold.add(merged[m], c) if m in merged else c
         return Lin(tuple(merged.items()), self.dim if self.dim is not None else other.dim)
 
     def scale(self, c: Expr) -> Lin:
-        return Lin(tuple((m, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def __neg__(self) -> Lin:
-        return Lin(tuple((m, c_neg(k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m, fold.neg(k)) for m, k in self.terms), self.dim)
 
     def lmul(self, a: Expr) -> Lin:
         """a @ self (a a state-free matrix)."""
         c, a = split_scalar(a)
         f = flatten(a)
-        return Lin(tuple((f + m, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((f + m, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def compose(self, other: Lin) -> Lin:
         """self @ other, both as sums of products (the identity's size from `other`)."""
-        terms = tuple((m1 + m2, c_mul(c1, c2)) for m1, c1 in self.terms for m2, c2 in other.terms)
+        terms = tuple((m1 + m2, fold.mul(c1, c2)) for m1, c1 in self.terms
+                      for m2, c2 in other.terms)
         return Lin(terms, other.dim)
 
     def rmul(self, a: Expr) -> Lin:
         """self @ a."""
         c, a = split_scalar(a)
         f = flatten(a)
-        return Lin(tuple((m + f, c_mul(c, k)) for m, k in self.terms), self.dim)
+        return Lin(tuple((m + f, fold.mul(c, k)) for m, k in self.terms), self.dim)
 
     def simplified(self) -> Lin:
         """Equal monomials merged, zero coefficients dropped, coefficients simplified."""
@@ -341,10 +265,10 @@ class Lin:
         out = None
         for m, c in sorted(self.terms, key=_identity_first_unless_negative):
             term = mono_expr(m, self.dim)
-            negative = out is not None and _negative(c)
-            k = c_neg(c) if negative else c
+            minus = out is not None and negative(c)
+            k = fold.neg(c) if minus else c
             term = term if k == ONE else Op("mul", (k, term), term.type)
-            out = term if out is None else Op("sub" if negative else "add", (out, term),
+            out = term if out is None else Op("sub" if minus else "add", (out, term),
                                               term.type)
         if out is None:
             return Op("mul", (ZERO, eye(self.dim)), matrix(self.dim, self.dim))
@@ -393,7 +317,7 @@ def cancel_inverses(lin: Lin) -> Lin:
             continue
         system = system.simplified()
         mono, a = system.terms[0]
-        k = simplify(c_div(rest.coef(mono), a))
+        k = simplify(fold.div(rest.coef(mono), a))
         if (rest + -system.scale(k)).simplified().terms:
             continue
         others = tuple((m, c) for m, c in lin.terms if not (m and m[0] == lead))
@@ -419,14 +343,7 @@ def psd_shift(a: Expr, dim) -> Expr | None:
 def _identity_first_unless_negative(term) -> int:
     """`I - mu * G` and `W2 + W1 @ H - I` read better than `-I + ...`."""
     m, c = term
-    return 1 if m else (2 if _negative(c) else 0)
-
-
-def _negative(c: Expr) -> bool:
-    """A coefficient written with a leading minus sign (`-a`, `-2 * a`, `(-1 * a) * b`)."""
-    if isinstance(c, Op) and c.op == "mul":
-        return _negative(c.args[0])
-    return isinstance(c, Op) and c.op == "neg" or isinstance(c, Const) and c.value < 0
+    return 1 if m else (2 if negative(c) else 0)
 
 
 def lin_of(a: Expr) -> Lin:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unfoldc.convergence.linear import Lin, _negative, c_neg
+from unfoldc.convergence.linear import Lin
+from unfoldc.ir import fold
 from unfoldc.ir.expr import Const, Expr, Sym, symbols
 from unfoldc.ir.pretty import pretty
 
@@ -145,8 +146,8 @@ def _entry(c0, c1) -> str:
     if c1 == zero:
         return pretty(c0)
     sign, mag = "+", c1
-    if _negative(c1):
-        sign, mag = "-", c_neg(c1)
+    if fold.negative(c1):
+        sign, mag = "-", fold.neg(c1)
     text = pretty(mag)
     lam = "lambda" if mag == Const(1.0) else (
         f"{text} lambda" if isinstance(mag, Sym | Const) else f"({text}) lambda")

@@ -41,8 +41,6 @@ from unfoldc.convergence.linear import (
     ONE,
     ZERO,
     Lin,
-    c_add,
-    c_neg,
     has_linop,
     is_zero,
     lin_of_matrix,
@@ -53,6 +51,7 @@ from unfoldc.convergence.linear import (
     simplify,
     to_sympy,
 )
+from unfoldc.ir import fold
 from unfoldc.ir.expr import Const, Expr, Op, Sym, symbols
 from unfoldc.ir.program import Program
 from unfoldc.ops import OPS
@@ -331,7 +330,7 @@ def _accelerated(nf, inputs, s, z) -> Match | None:
     if set(bz) != {new, s} or _other(nf.updates[z], bz) or not all(
             is_scaled_identity(x) for x in bz.values()):
         return None
-    beta = simplify(c_neg(bz[s].coef(())))
+    beta = simplify(fold.neg(bz[s].coef(())))
     if sympy.simplify(to_sympy(bz[new].coef(())) - 1 - to_sympy(beta)) != 0:
         return None
     line = max(nf.lines[s], nf.lines[z])
@@ -386,7 +385,7 @@ def linear(nf: NormalForm, inputs: set[str]) -> Match | None:
             c0, c1 = ZERO, ZERO
             for mono, c in lin.terms:
                 if mono == ():
-                    c0 = c_add(c0, c)
+                    c0 = fold.add(c0, c)
                     continue
                 if mono != mono_transpose(mono) or not mono_psd(mono) or has_linop(mono):
                     return None  # an abstract operator has no eigenvalues to evaluate
@@ -394,7 +393,7 @@ def linear(nf: NormalForm, inputs: set[str]) -> Match | None:
                     gram = mono
                 elif mono != gram:
                     return None
-                c1 = c_add(c1, c)
+                c1 = fold.add(c1, c)
             coef[i, j] = (simplify(c0), simplify(c1))
     polyak = _heavy_ball(nf, coef) if gram is not None else None
     in_range = gram is not None and all(
@@ -430,12 +429,12 @@ def _heavy_ball(nf: NormalForm, coef):
         (a0, a1), (b0, b1) = coef[s, s], coef[s, sp]
         (c0, c1), (d0, d1) = coef[sp, s], coef[sp, sp]
         if not (is_zero(c1) and is_zero(b1) and is_zero(d0) and is_zero(d1)
-                and is_zero(c_add(c0, c_neg(ONE)))):
+                and is_zero(fold.add(c0, fold.neg(ONE)))):
             continue
-        beta = simplify(c_neg(b0))
-        if not is_zero(c_add(a0, c_neg(c_add(ONE, beta)))) or is_zero(a1):
+        beta = simplify(fold.neg(b0))
+        if not is_zero(fold.add(a0, fold.neg(fold.add(ONE, beta)))) or is_zero(a1):
             continue
-        return simplify(c_neg(a1)), beta
+        return simplify(fold.neg(a1)), beta
     return None
 
 
@@ -444,7 +443,7 @@ def _shared_fixed_point(nf: NormalForm, coef, inputs) -> bool:
     layer-varying scalar times layer-invariant parts (DU-GD: a_k (G s - H^T x))."""
     parts = []
     for (i, j), (c0, c1) in coef.items():
-        parts.append(c_add(c0, c_neg(ONE)) if i == j else c0)
+        parts.append(fold.add(c0, fold.neg(ONE)) if i == j else c0)
         parts.append(c1)
     for s in nf.states:
         upd = nf.updates[s]
@@ -486,7 +485,7 @@ def joint_forward_backward(nf: NormalForm, inputs: set[str]) -> Match | None:
             lin = lin.simplified() if lin is not None else Lin((), None)
             if lin.terms and not is_scaled_identity(lin):
                 return None
-            entries[i, j] = c_add(ONE if i == j else ZERO, c_neg(lin.coef(())))
+            entries[i, j] = fold.add(ONE if i == j else ZERO, fold.neg(lin.coef(())))
     nonzero = [c for c in entries.values() if not is_zero(c)]
     if not nonzero:
         return None
@@ -555,7 +554,7 @@ def admm(nf: NormalForm, inputs: set[str]) -> Match | None:
         b = psd_shift(inv.args[0], xu.dim)
         if b is None:
             continue
-        alpha = simplify(Op("div", (c_neg(c), b), b.type))
+        alpha = simplify(Op("div", (fold.neg(c), b), b.type))
         rest_z = (xz + xu).simplified()  # (1 - alpha) I
         if rest_z.terms and not is_scaled_identity(rest_z):
             continue
@@ -593,7 +592,7 @@ def douglas_rachford(nf: NormalForm, inputs: set[str]) -> Match | None:
                   and set(arg) == {u1.name, z} and is_scaled_identity(arg[u1.name], Const(2.0))
                   and is_scaled_identity(arg[z], Const(-1.0))
                   and set(upd) == {z, w.name, u1.name} and is_scaled_identity(upd[z], ONE)
-                  and is_scaled_identity(upd[u1.name], c_neg(lam)))
+                  and is_scaled_identity(upd[u1.name], fold.neg(lam)))
             gamma = None
             proxes = [u1, w]
         else:  # s = inv(I + g P) (z + g q): affine in z
@@ -628,7 +627,7 @@ def douglas_rachford(nf: NormalForm, inputs: set[str]) -> Match | None:
 def _resolvent_gamma(s_z: Lin) -> Expr | None:
     """g when S = inv(I + g P) with P structurally PSD (a single inverse term)."""
     if len(s_z.terms) != 1 or len(s_z.terms[0][0]) != 1 or not is_zero(
-            c_add(s_z.terms[0][1], c_neg(ONE))):
+            fold.add(s_z.terms[0][1], fold.neg(ONE))):
         return None
     inv = s_z.terms[0][0][0]
     if not (isinstance(inv, Op) and inv.op == "inv"):
@@ -638,7 +637,7 @@ def _resolvent_gamma(s_z: Lin) -> Expr | None:
         return None
     system = system.simplified()
     rest = [(mm, k) for mm, k in system.terms if mm != ()]
-    if not is_zero(c_add(system.coef(()), c_neg(ONE))) or len(rest) != 1:
+    if not is_zero(fold.add(system.coef(()), fold.neg(ONE))) or len(rest) != 1:
         return None
     mono, g = rest[0]
     return g if mono_psd(mono) else None
@@ -660,7 +659,7 @@ def relaxations(nf: NormalForm) -> list[Match]:
             continue
         if any(not is_scaled_identity(b) for b in blocks.values() if b.terms):
             continue
-        coefs = [c_add(blocks[s].coef(()), c_neg(ONE)) if s in blocks else c_neg(ONE)]
+        coefs = [fold.add(blocks[s].coef(()), fold.neg(ONE)) if s in blocks else fold.neg(ONE)]
         coefs += [b.coef(()) for k, b in blocks.items() if k != s]
         coefs = [c for c in coefs if not is_zero(c)]
         if len(coefs) < 2 or all(to_sympy(c).is_number for c in coefs):
@@ -685,7 +684,7 @@ def _common_factor(coefs: list[Expr]) -> Expr | None:
         if isinstance(sc, sympy.Mul):  # -lam -> lam
             num, rest = sc.as_coeff_Mul()
             if num.is_number and num < 0:
-                cand = simplify(c_neg(cand))
+                cand = simplify(fold.neg(cand))
         if all(ratio_number(c, cand) is not None for c in coefs):
             return simplify(cand)
     return None
@@ -815,14 +814,14 @@ def _cp_primal_of(nf, x, p, kt, p_new, d0, inputs):
     ap = arg.get(p)
     if ap is None or len(ap.terms) != 1 or ap.terms[0][0] != kt.terms[0][0]:
         return None
-    tau = simplify(Op("div", (c_neg(ap.terms[0][1]), d0), d0.type))
+    tau = simplify(Op("div", (fold.neg(ap.terms[0][1]), d0), d0.type))
     for k in (set(arg) | set(p_new)) - {x}:
-        want = kt.compose(p_new.get(k, Lin((), None))).scale(c_neg(tau))
+        want = kt.compose(p_new.get(k, Lin((), None))).scale(fold.neg(tau))
         if (arg.get(k, Lin((), None)) + -want).simplified().terms:
             return None
     if x not in arg or not is_scaled_identity(arg[x], ONE) and not (
             x in p_new and not (arg[x] + -Lin.identity(None)
-                                + -kt.compose(p_new[x]).scale(c_neg(tau))).simplified().terms):
+                                + -kt.compose(p_new[x]).scale(fold.neg(tau))).simplified().terms):
         return None
     return tau, primal, s0
 
@@ -851,7 +850,7 @@ def _cp_primal(nf, x, duals, kt, inputs):
     if len(tl.terms) != 1 or tl.terms[0][0] != kt:
         return None
     c = tl.terms[0][1]
-    tau = simplify(c_neg(c) if s0 is None else Op("div", (c_neg(c), s0), c.type))
+    tau = simplify(fold.neg(c) if s0 is None else Op("div", (fold.neg(c), s0), c.type))
     return tau, prim, s0
 
 

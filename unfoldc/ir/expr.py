@@ -3,7 +3,7 @@
     Expr := Sym(name, type, role) | Const(value) | Op(op, args, type)
 
 `op` is a key of the operator table (unfoldc/ops.py), which gives each operator its arity,
-shape rule, sympy form and torch rendering; `to_sympy` (ir/sympy_form.py) turns any expression
+shape rule, sympy form and torch rendering; `to_sympy` (ir/sympy_bridge.py) turns any expression
 into sympy for calculus and conditions. Nodes hash structurally, which common-subexpression
 elimination relies on.
 """

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unfoldc.ir.calculus import additive_terms, times
+from unfoldc.ir.calculus import additive_terms
 from unfoldc.ir.expr import Const, Expr, Op, Sym, dim_value, substitute, symbols, walk
-from unfoldc.ir.retype import retype
+from unfoldc.ir.fold import mul, node
 from unfoldc.ir.types import matrix
 from unfoldc.ops import OPS
 
@@ -52,10 +52,6 @@ class ProxError(Exception):
     """g has no closed-form proximal map here; the message says which part."""
 
 
-def _op(op: str, *args: Expr) -> Expr:
-    return retype(Op(op, args, args[0].type if args else None))
-
-
 def _split(term: Expr, p: Sym) -> tuple[Expr, Op]:
     """`coef * atom(p)` -> (coef, atom); coef must not depend on p."""
     if isinstance(term, Op) and term.op in _ATOMS and p in symbols(term.args[0]):
@@ -65,10 +61,10 @@ def _split(term: Expr, p: Sym) -> tuple[Expr, Op]:
         for coef, rest in ((a, b), (b, a)):
             if p not in symbols(coef) and coef.type.kind == "scalar":
                 inner, atom = _split(rest, p)
-                return times(coef, inner), atom
+                return mul(coef, inner), atom
     if isinstance(term, Op) and term.op == "div" and p not in symbols(term.args[1]):
         inner, atom = _split(term.args[0], p)
-        return _op("div", inner, term.args[1]), atom
+        return node("div", inner, term.args[1]), atom
     raise ProxError(f"cannot take the prox of `{_describe(term)}`")
 
 
@@ -100,8 +96,8 @@ def _single(atom: Op, a: Expr, v: Expr, p: Sym) -> Expr:
     w = _weight(atom, p)
     if rule.op is None:  # sqnorm's own closed form is taken before (`_with_quadratics`)
         raise ProxError(f"`{atom.op}` must be applied to the parameter itself")
-    scale = (a if w is None else times(a, w),) if rule.scaled else ()
-    return _op(rule.op, v, *scale, *atom.args[1:])
+    scale = (a if w is None else mul(a, w),) if rule.scaled else ()
+    return node(rule.op, v, *scale, *atom.args[1:])
 
 
 @dataclass(frozen=True)
@@ -130,7 +126,7 @@ def _affine(arg: Expr, p: Sym) -> tuple[Expr | None, Expr | None] | None:
             if got is None or got[1] is not None:
                 continue
             # A p + off = A p - (-off); A p - off and off - A p = -(A p - off) share y = off
-            return got[0], _op("neg", off) if arg.op == "add" else off
+            return got[0], node("neg", off) if arg.op == "add" else off
     return None
 
 
@@ -156,10 +152,10 @@ def resolve_prox(c: Expr, g_body: Expr, p: Sym, v: Expr) -> Expr:
     if found is not None:  # prox of h(p - d) at v is d + prox_h(v - d)
         shift, nodes = found
         inner = substitute(g_body, nodes)
-        return _op("add", shift, resolve_prox(c, inner, p, _op("sub", v, shift)))
+        return node("add", shift, resolve_prox(c, inner, p, node("sub", v, shift)))
     if len(parts) == 1:
         _, coef, atom = parts[0]
-        return _single(atom, times(c, coef), v, p)
+        return _single(atom, mul(c, coef), v, p)
     return _separable_with_set(parts, c, v, p)
 
 
@@ -176,34 +172,34 @@ def _with_quadratics(c: Expr, quads: list[_Quad], rest, p: Sym, v: Expr) -> Expr
                         f"{names}; split g and take the prox of each part in turn (e.g. "
                         f"Douglas-Rachford)")
     # 2 c b_i with the numbers folded first, so 0.5 * sqnorm(p - y) reads (v + c * y) / (1 + c)
-    big_b = _sum([times(Const(2.0), q.coef) for q in plain])
-    pull = _sum([times(times(Const(2.0), q.coef), q.y) for q in plain if q.y is not None])
-    scale = _op("add", Const(1.0), times(c, big_b)) if big_b is not None else Const(1.0)
-    rhs = v if pull is None else _op("add", v, times(c, pull))
+    big_b = _sum([mul(Const(2.0), q.coef) for q in plain])
+    pull = _sum([mul(mul(Const(2.0), q.coef), q.y) for q in plain if q.y is not None])
+    scale = node("add", Const(1.0), mul(c, big_b)) if big_b is not None else Const(1.0)
+    rhs = v if pull is None else node("add", v, mul(c, pull))
     if ls:
         (q,) = ls
         if q.y is not None and q.y.type.kind == "scalar":
             raise ProxError("the offset of a least-squares term `sqnorm(A @ p - y)` must be a "
                             "vector or matrix, found a scalar")
-        k = times(c, times(Const(2.0), q.coef))
+        k = mul(c, mul(Const(2.0), q.coef))
         at = q.a.type
-        gram = _op("matmul", _op("transpose", q.a), q.a)
+        gram = node("matmul", node("transpose", q.a), q.a)
         eye = Op("eye", (dim_value(at.dims[1]),), matrix(at.dims[1], at.dims[1]))
-        system = _op("add", eye if scale == Const(1.0) else times(scale, eye), times(k, gram))
+        system = node("add", eye if scale == Const(1.0) else mul(scale, eye), mul(k, gram))
         if q.y is not None:
-            rhs = _op("add", rhs, times(k, _op("matmul", _op("transpose", q.a), q.y)))
-        return _op("solve", system, rhs)
-    point = rhs if scale == Const(1.0) else _op("div", rhs, scale)
+            rhs = node("add", rhs, mul(k, node("matmul", node("transpose", q.a), q.y)))
+        return node("solve", system, rhs)
+    point = rhs if scale == Const(1.0) else node("div", rhs, scale)
     if not rest:
         return point
-    return resolve_prox(_op("div", c, scale) if scale != Const(1.0) else c, _rebuild(rest), p,
+    return resolve_prox(node("div", c, scale) if scale != Const(1.0) else c, _rebuild(rest), p,
                         point)
 
 
 def _sum(xs: list[Expr]) -> Expr | None:
     out = None
     for x in xs:
-        out = x if out is None else _op("add", out, x)
+        out = x if out is None else node("add", out, x)
     return out
 
 
@@ -216,9 +212,9 @@ def _translation(body: Expr, p: Sym) -> tuple[Expr, dict[Expr, Expr]] | None:
             continue
         a, b = n.args
         if a == p and p not in symbols(b):
-            found[n] = b if n.op == "sub" else _op("neg", b)
+            found[n] = b if n.op == "sub" else node("neg", b)
         elif n.op == "add" and b == p and p not in symbols(a):
-            found[n] = _op("neg", a)
+            found[n] = node("neg", a)
     if len(set(found.values())) != 1:
         return None
     nodes = dict.fromkeys(found, p)
@@ -230,8 +226,8 @@ def _translation(body: Expr, p: Sym) -> tuple[Expr, dict[Expr, Expr]] | None:
 def _rebuild(terms) -> Expr:
     out = None
     for coef, atom in terms:
-        t = times(coef, atom)
-        out = t if out is None else _op("add", out, t)
+        t = mul(coef, atom)
+        out = t if out is None else node("add", out, t)
     return out
 
 
@@ -242,5 +238,5 @@ def _separable_with_set(parts, c: Expr, v: Expr, p: Sym) -> Expr:
         names = ", ".join(f"`{a.op}`" for _, _, a in parts)
         raise ProxError(f"no closed form for the sum of {names}")
     coef, atom = fns[0]
-    inner = _single(atom, times(c, coef), v, p)
+    inner = _single(atom, mul(c, coef), v, p)
     return _single(sets[0][1], Const(1.0), inner, p)
