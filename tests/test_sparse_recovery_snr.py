@@ -1,25 +1,13 @@
 """benchmarks/sparse_recovery_snr.py's measures on a small instance: the support-oracle least
 squares, the expected noise variance TISTA is given, and the untrained baselines."""
 
-import importlib.util
 import math
 
 import pytest
 import torch
-from conftest import ROOT
 
+from benchmarks import sparse_recovery_snr as SNR
 from unfoldc.train import tasks
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "sparse_recovery_snr", ROOT / "benchmarks" / "sparse_recovery_snr.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SNR = _script()
 
 
 @pytest.mark.parametrize("snr", [math.inf, 20.0])
