@@ -1,5 +1,5 @@
-"""Issue 13, rows 1 and 2: ALISTA, LAMP and TISTA on the published 250 x 500 problem, noiseless
-and at SNR 40 dB, per layer, beside ISTA, AMP and the support-oracle least squares.
+"""Issue 13, rows 1 and 2: ALISTA, LAMP, TISTA and LAMP-bg on the published 250 x 500 problem,
+noiseless and at SNR 40 dB, per layer, beside ISTA, AMP and the support-oracle least squares.
 
     python benchmarks/sparse_recovery_snr.py                    # both SNRs, all three networks
     python benchmarks/sparse_recovery_snr.py --snr 40 --rows alista
@@ -46,6 +46,7 @@ ROWS = {
     "alista": ("examples/alista.unf", 16, 120),
     "lamp": ("examples/lamp.unf", 10, 100),
     "tista": ("examples/tista.unf", 12, 100),
+    "lamp_bg": ("examples/lamp_bg.unf", 16, 100),
 }
 BASELINES = {"ISTA": "examples/ista.unf", "AMP": "examples/lamp.unf"}
 DEPTH = 16
