@@ -25,7 +25,7 @@ from unfoldc.semantics.constants import NoValue, check_literal, fold_checked
 from unfoldc.semantics.fixed_point import check_fixed_point
 from unfoldc.semantics.funcs import Func, call_func, call_grad, call_prox, declare_func
 from unfoldc.semantics.nets import call_net, declare_net
-from unfoldc.semantics.roles import ALLOWED, LAYER_CONTEXTS, describe_context, phase_of
+from unfoldc.semantics.roles import ALLOWED, LAYER_CONTEXTS, describe_context, per_call_lets
 from unfoldc.semantics.usage import unused_values
 from unfoldc.source import Source, Span
 from unfoldc.syntax import nodes
@@ -505,9 +505,8 @@ class Checker:
 
     def _setup_let(self, name: str) -> bool:
         sym = self.symbols.get(name)
-        lets = {n: s.init for n, s in self.symbols.items()
-                if s.role == "let" and s.init is not None}
-        return sym is not None and sym.init is not None and phase_of(sym.init, lets) == "setup"
+        return sym is not None and sym.init is not None \
+            and name not in per_call_lets(self.symbols.values())
 
     def _allowed(self, sym: Symbol, ctx: str) -> bool:
         role = "train_per_layer" if sym.per_layer else sym.role

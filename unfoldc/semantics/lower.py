@@ -20,7 +20,7 @@ from unfoldc.ir.program import Assign, DimBinding, Program, Symbol
 from unfoldc.ir.types import DimTable
 from unfoldc.semantics.batching import batched_states
 from unfoldc.semantics.check import Checked
-from unfoldc.semantics.roles import phase_of
+from unfoldc.semantics.roles import per_call_lets
 
 
 def lower(checked: Checked) -> Program:
@@ -92,11 +92,11 @@ class _FinalTypes:
 def _phases(symbols: tuple[Symbol, ...]) -> tuple[tuple[Assign, ...], tuple[Assign, ...]]:
     """Setup (construction-time lets) and prologue (other lets, states' initial values)."""
     setup, prologue = [], []
-    lets = {s.name: s.init for s in symbols if s.role == "let"}
+    per_call = per_call_lets(symbols)
     for s in symbols:
         if s.role == "let":
             a = Assign(s.name, s.init, "let", s.line)
-            (setup if phase_of(s.init, lets) == "setup" else prologue).append(a)
+            (prologue if s.name in per_call else setup).append(a)
         elif s.role == "state":
             prologue.append(Assign(s.name, s.init, "init", s.line))
     return tuple(setup), tuple(prologue)

@@ -8,7 +8,7 @@ per-layer trainables only inside the layer loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable
 
 from unfoldc.ir.expr import Expr, Sym, walk
 
@@ -44,17 +44,27 @@ def describe_context(ctx: str) -> str:
     return _CONTEXT_NAMES[ctx]
 
 
-def phase_of(e: Expr, lets: Mapping[str, Expr] | None = None) -> str:
+def phase_of(e: Expr, per_call: Collection[str] = ()) -> str:
     """`setup` when `e` needs only construction-time values, else `prologue`.
 
-    `lets` maps the lets declared so far to their values: a let that reads a per-call let is per
-    call too (`let d = 2 * c` after `let c = H.T @ y`).
+    `per_call` names the lets already known to be per call (`per_call_lets`): a value that
+    reads one is per call too (`let d = 2 * c` after `let c = H.T @ y`).
     """
     for n in walk(e):
-        if not isinstance(n, Sym):
-            continue
-        if n.role in ("input", "train", "state"):
-            return "prologue"
-        if n.role == "let" and lets and n.name in lets and phase_of(lets[n.name], lets) != "setup":
+        if isinstance(n, Sym) and (n.role in ("input", "train", "state")
+                                   or (n.role == "let" and n.name in per_call)):
             return "prologue"
     return "setup"
+
+
+def per_call_lets(symbols: Iterable) -> set[str]:
+    """The lets among `symbols` (in declaration order) computed per call, not at construction.
+
+    One pass in order: a let reads only earlier ones, so each is decided once (deciding each
+    reference again, recursively, doubles the work per level of lets reading two others).
+    """
+    found: set[str] = set()
+    for s in symbols:
+        if s.role == "let" and s.init is not None and phase_of(s.init, found) == "prologue":
+            found.add(s.name)
+    return found
