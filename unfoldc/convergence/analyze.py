@@ -117,6 +117,7 @@ class Analyzer:
         self.inputs = {s.name for s in program.by_role("input")}
         self.pro = {a.target: a.value for a in program.prologue if a.kind != "init"}
         self.inits = {a.target: a.value for a in program.prologue if a.kind == "init"}
+        self._expanded: dict[str, Expr] = {}  # prologue value -> its definition, expanded
         live = set(self.inits) | {a.target for a in program.body if a.kind != "temp"}
         self.state_syms = {s.name: s for s in program.by_role("state") if s.name in live}
         self.schedule = self._schedule_states() if schedule is None else set(schedule)
@@ -134,7 +135,11 @@ class Analyzer:
         out = []
         sizes: dict[int, int] = {}
         for a in self.p.body:
-            v = substitute(self._expand(a.value), sub)  # lets and hoisted values are state-free
+            v = self._expand(a.value)
+            # Substituting only grows a tree: refuse before walking (and hashing) a huge one.
+            if tree_size(v, sizes) > MAX_NODES:
+                raise TooLarge(a.line, tree_size(v, sizes))
+            v = substitute(v, sub)  # lets and hoisted values are state-free
             if tree_size(v, sizes) > MAX_NODES:
                 raise TooLarge(a.line, tree_size(v, sizes))
             out.append((a, v))
@@ -145,13 +150,24 @@ class Analyzer:
         return out
 
     def _expand(self, e: Expr) -> Expr:
-        """Replace prologue values (hoisted, lets) by their definitions."""
-        for _ in range(8):
-            reads = [s for s in symbols(e) if s.name in self.pro and s.role in ("hoisted", "let")]
-            if not reads:
-                return e
-            e = substitute(e, {s: self.pro[s.name] for s in reads})
-        return e
+        """Replace prologue values (hoisted, lets) by their definitions, all the way down.
+
+        Each name is expanded once and its expansion shared, so a chain of lets that each read
+        two earlier ones costs one step per let here, and `tree_size` then sees (and refuses)
+        the size its tree would have when analyzed.
+        """
+        done = self._expanded
+
+        def expand(x: Expr) -> Expr:
+            if isinstance(x, Sym) and x.role in ("hoisted", "let") and x.name in self.pro:
+                if x.name not in done:
+                    done[x.name] = expand(self.pro[x.name])
+                return done[x.name]
+            if isinstance(x, Op):
+                return Op(x.op, tuple(expand(a) for a in x.args), x.type)
+            return x
+
+        return expand(e)
 
     def _schedule_states(self) -> set[str]:
         body = self._inlined_body()
